@@ -1,0 +1,19 @@
+import { EnvHttpProxyAgent, setGlobalDispatcher } from 'undici';
+
+/**
+ * Installs the production HTTP stack behind the global fetch: HTTPS_PROXY/HTTP_PROXY/NO_PROXY
+ * honoured, bounded connect/header/idle-body timeouts, and a keep-alive shorter than the usual
+ * 5 s server idle timeout so a pooled socket is not reused just as the server closes it.
+ * Called from main() only: tests leave the global alone so msw sees every request.
+ */
+export function installHttpDispatcher(): void {
+  setGlobalDispatcher(
+    new EnvHttpProxyAgent({
+      connectTimeout: 10_000,
+      headersTimeout: 30_000,
+      bodyTimeout: 60_000,
+      keepAliveTimeout: 4_000,
+      keepAliveMaxTimeout: 4_000,
+    }),
+  );
+}
