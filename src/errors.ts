@@ -6,6 +6,7 @@ export const ExitCode = {
   ok: 0,
   failure: 1,
   usage: 64,
+  dataError: 65,
   unavailable: 69,
   software: 70,
   tempFail: 75,
@@ -35,7 +36,7 @@ export class ConfigError extends AgentError {
   readonly fix: string;
 
   constructor(params: { variable: string; source: string; problem: string; fix: string }) {
-    super(`${params.variable} (${params.source}): ${params.problem}. Fix: ${params.fix}`, ExitCode.config);
+    super(`invalid configuration: ${params.variable} ${params.problem} (${params.source}). Fix: ${params.fix}`, ExitCode.config);
     this.variable = params.variable;
     this.source = params.source;
     this.fix = params.fix;

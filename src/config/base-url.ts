@@ -24,7 +24,7 @@ export function parseBaseUrl(raw: string, allowInsecureHttp: boolean): { url: UR
   try {
     url = new URL(raw);
   } catch {
-    return { problem: `"${raw}" is not an absolute URL` };
+    return { problem: `is not an absolute URL ("${raw}")` };
   }
   if (url.username !== '' || url.password !== '') return { problem: 'contains credentials (user:password@); the API key is sent as a header instead' };
   if (url.search !== '' || url.hash !== '') return { problem: 'contains a query or fragment; give only the origin and an optional path prefix' };

@@ -11,6 +11,9 @@ export const DEFAULT_STATE_DIR = '/var/lib/byteor-agent';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export const POSTURES = ['dev', 'staging', 'prod'] as const;
+export type EnvironmentPosture = (typeof POSTURES)[number];
+
 /** Values given on the command line; each maps to one variable of DESIGN.md's table. */
 export interface ConfigFlags {
   config?: string | undefined;
@@ -50,6 +53,8 @@ export interface Config {
   projectId: string | undefined;
   environmentId: string | undefined;
   enrollmentToken: string | undefined;
+  /** Written by enrollment from the control plane's answer; staging/prod require approvals. */
+  environmentPosture: EnvironmentPosture | undefined;
   agentName: string | undefined;
   labels: Labels;
   stateDir: string;
@@ -142,7 +147,7 @@ async function readEnvFileForConfig(path: string): Promise<{ values: Record<stri
     throw new ConfigError({
       variable: 'BYTEOR_ENV_FILE',
       source: path,
-      problem: `cannot read the env file (${why})`,
+      problem: `names a file that cannot be read (${why})`,
       fix: code === 'EISDIR' ? 'point --config at the agent.env file itself' : 'run as root, or as a member of the group that owns the file (mode 0640)',
     });
   }
@@ -178,7 +183,7 @@ export async function loadConfig(input: LoadConfigInput = {}): Promise<Config> {
     const normalized = insecureRaw.toLowerCase();
     if (['1', 'true', 'yes'].includes(normalized)) allowInsecureHttp = true;
     else if (!['0', 'false', 'no'].includes(normalized)) {
-      r.fail('BYTEOR_ALLOW_INSECURE_HTTP', `"${insecureRaw}" is not a boolean`, 'use 1 or 0 (or remove it; https is the default)');
+      r.fail('BYTEOR_ALLOW_INSECURE_HTTP', `is not a boolean ("${insecureRaw}")`, 'use 1 or 0 (or remove it; https is the default)');
     }
   }
 
@@ -195,7 +200,7 @@ export async function loadConfig(input: LoadConfigInput = {}): Promise<Config> {
   const id = (variable: string, example: string): string | undefined => {
     const value = r.get(variable);
     if (value !== undefined && !ID_PATTERN.test(value)) {
-      r.fail(variable, `"${value}" is not a valid ID (letters, digits, _ and -, at most 128)`, envFileFix(variable, envFile, example));
+      r.fail(variable, `is not a valid ID ("${value}"; letters, digits, _ and -, at most 128)`, envFileFix(variable, envFile, example));
     }
     return value;
   };
@@ -213,6 +218,11 @@ export async function loadConfig(input: LoadConfigInput = {}): Promise<Config> {
   const environmentId = id('BYTEOR_ENVIRONMENT_ID', 'env_…');
   const enrollmentToken = credential('BYTEOR_ENROLLMENT_TOKEN', 'copy a fresh enrollment token from the ByteOr console');
 
+  const postureRaw = r.get('BYTEOR_ENVIRONMENT_POSTURE');
+  if (postureRaw !== undefined && !(POSTURES as readonly string[]).includes(postureRaw)) {
+    r.fail('BYTEOR_ENVIRONMENT_POSTURE', `is not dev, staging or prod ("${postureRaw}")`, 're-enroll with `byteor-agent enroll --force`, which writes it from the control plane');
+  }
+
   const agentName = r.get('BYTEOR_AGENT_NAME');
   if (agentName !== undefined && (agentName.length > 128 || /[\0-\x1f\x7f]/.test(agentName))) {
     r.fail('BYTEOR_AGENT_NAME', 'must be at most 128 characters with no control characters', 'choose a shorter name, or leave it unset to derive one from the hostname');
@@ -222,18 +232,18 @@ export async function loadConfig(input: LoadConfigInput = {}): Promise<Config> {
   const labelsRaw = r.get('BYTEOR_AGENT_LABELS');
   if (labelsRaw !== undefined) {
     const parsed = parseLabels(labelsRaw);
-    if ('problem' in parsed) r.fail('BYTEOR_AGENT_LABELS', parsed.problem, "write labels as k=v,k2=v2 with keys matching ^[a-z0-9][a-z0-9_.-]{0,62}$ and values of at most 256 characters");
+    if ('problem' in parsed) r.fail('BYTEOR_AGENT_LABELS', `is invalid: ${parsed.problem}`, "write labels as k=v,k2=v2 with keys matching ^[a-z0-9][a-z0-9_.-]{0,62}$ and values of at most 256 characters");
     labels = parsed.labels;
   }
 
   const stateDir = r.get('BYTEOR_STATE_DIR') ?? defaultStateDir(env);
   if (!isAbsolute(stateDir)) {
-    r.fail('BYTEOR_STATE_DIR', `"${stateDir}" is not an absolute path`, envFileFix('BYTEOR_STATE_DIR', envFile, DEFAULT_STATE_DIR));
+    r.fail('BYTEOR_STATE_DIR', `is not an absolute path ("${stateDir}")`, envFileFix('BYTEOR_STATE_DIR', envFile, DEFAULT_STATE_DIR));
   }
 
   const levelRaw = r.get('BYTEOR_LOG_LEVEL') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(levelRaw)) {
-    r.fail('BYTEOR_LOG_LEVEL', `"${levelRaw}" is not a log level`, `use one of ${LOG_LEVELS.join(', ')}`);
+    r.fail('BYTEOR_LOG_LEVEL', `is not a log level ("${levelRaw}")`, `use one of ${LOG_LEVELS.join(', ')}`);
   }
 
   return {
@@ -247,6 +257,7 @@ export async function loadConfig(input: LoadConfigInput = {}): Promise<Config> {
     projectId,
     environmentId,
     enrollmentToken,
+    environmentPosture: postureRaw as EnvironmentPosture | undefined,
     agentName,
     labels,
     stateDir,
