@@ -54,6 +54,8 @@ export function scrubSecrets(text: string): string {
 
 function scrubDeep(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return scrubSecrets(value);
+  // Errors keep their message and stack (not enumerable) by going through the serializer.
+  if (value instanceof Error) return scrubDeep(pino.stdSerializers.err(value), depth + 1);
   if (depth > 6 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((item) => scrubDeep(item, depth + 1));
   const out: Record<string, unknown> = {};
@@ -62,8 +64,8 @@ function scrubDeep(value: unknown, depth: number): unknown {
 }
 
 function serializeError(err: unknown): unknown {
-  const serialized = pino.stdSerializers.err(err as Error) as unknown;
-  return scrubDeep(serialized, 0);
+  if (!(err instanceof Error)) return scrubDeep(err, 0);
+  return scrubDeep(pino.stdSerializers.err(err), 0);
 }
 
 export interface LoggerOptions {
