@@ -1,5 +1,7 @@
 // Bundles the agent into one CommonJS file that runs on any Node >= 20:
 //   node build.mjs          -> dist/byteor-agent.cjs
+//   node build.mjs --sea    -> also dist/byteor-agent-linux-x64, the standalone binary (Node 24
+//                              inside; see packaging/sea/build-sea.mjs), and dist/SHA256SUMS
 import { build } from 'esbuild';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 
@@ -21,3 +23,8 @@ await build({
 });
 await chmod(outfile, 0o755);
 console.log(`built ${outfile} (byteor-agent ${pkg.version})`);
+
+if (process.argv.includes('--sea')) {
+  const { buildSea } = await import('./packaging/sea/build-sea.mjs');
+  await buildSea({ bundle: outfile, version: pkg.version });
+}
