@@ -1,5 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { runEnroll } from './commands/enroll.js';
+import { runRun, type RunOptions } from './commands/run.js';
+import { runStatus, type StatusOptions } from './commands/status.js';
 import type { CommandContext } from './commands/context.js';
 import { AgentError, ExitCode, errorMessage } from './errors.js';
 import { scrubSecrets } from './log.js';
@@ -56,6 +58,28 @@ export function createProgram(ctx: CommandContext, setExitCode: (code: number) =
       .option('--if-needed', 'enroll only when no identity exists, silently otherwise (for ExecStartPre)'),
   ).action(async (options: Parameters<typeof runEnroll>[0]) => {
     setExitCode(await runEnroll(options, ctx));
+  });
+
+  withConfigOptions(
+    program
+      .command('run')
+      .description('run the agent: heartbeats, deployments, signing keys and uploads, until SIGTERM (systemd runs this)')
+      .option('--once', 'run each job once, print how each went, and exit (non-zero if any failed)')
+      .addOption(new Option('--dev-heartbeat-interval <seconds>', 'override the heartbeat interval (development only)').hideHelp())
+      .addOption(new Option('--dev-deployment-interval <seconds>', 'override the deployment fetch interval (development only)').hideHelp())
+      .addOption(new Option('--dev-outbox-interval <seconds>', 'override the outbox scan interval (development only)').hideHelp()),
+  ).action(async (options: RunOptions) => {
+    setExitCode(await runRun(options, ctx));
+  });
+
+  withConfigOptions(
+    program
+      .command('status')
+      .description('show what the running agent reports about itself; exit 0 healthy, 1 unhealthy, 3 not running')
+      .option('--json', 'print status.json (plus stale and summary) as JSON')
+      .option('--wait <seconds>', 'wait up to this long for the running agent to complete a heartbeat'),
+  ).action(async (options: StatusOptions) => {
+    setExitCode(await runStatus(options, ctx));
   });
 
   return program;
