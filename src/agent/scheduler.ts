@@ -85,6 +85,18 @@ export class Scheduler {
     if (at < slot.nextRunAt) this.schedule(slot, at - now);
   }
 
+  /**
+   * Resolves once no job is running (including the rescheduling that follows a run). Tests drive
+   * virtual time with it: fire a timer, then wait for the system to settle.
+   */
+  async whenIdle(): Promise<void> {
+    for (;;) {
+      const running = [...this.slots.values()].map((slot) => slot.running).filter((p): p is Promise<void> => p !== undefined);
+      if (running.length === 0) return;
+      await Promise.all(running);
+    }
+  }
+
   /** When each job runs next (unix ms), for status output. */
   nextRuns(): Record<string, number> {
     const out: Record<string, number> = {};
