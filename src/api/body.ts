@@ -8,12 +8,21 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/**
+ * Releases a body we do not read. Not awaited: cancellation settles when the stream is torn down,
+ * which some implementations (msw's interceptor) never report, and nothing depends on it.
+ */
+export function discardBody(body: ReadableStream<Uint8Array> | null | undefined): void {
+  if (body === null || body === undefined) return;
+  body.cancel().catch(() => undefined);
+}
+
 /** Reads a body up to `limit` bytes without buffering more than that. */
 export async function readBodyLimited(response: Response, limit: number): Promise<Uint8Array> {
   if (response.body === null) return new Uint8Array(0);
   const declared = Number(response.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > limit) {
-    await response.body.cancel().catch(() => undefined);
+    discardBody(response.body);
     throw new BodyTooLargeError(limit);
   }
   const reader = response.body.getReader();
@@ -24,7 +33,7 @@ export async function readBodyLimited(response: Response, limit: number): Promis
     if (done) break;
     total += value.byteLength;
     if (total > limit) {
-      await reader.cancel().catch(() => undefined);
+      void reader.cancel().catch(() => undefined);
       throw new BodyTooLargeError(limit);
     }
     chunks.push(value);

@@ -1,3 +1,4 @@
+import { discardBody } from './body.js';
 import { TransientError } from './errors.js';
 import { Transport, type Sent, type TransportOptions } from './transport.js';
 import type {
@@ -194,6 +195,6 @@ export async function enrollAgent(transport: Transport, call: EnrollCall): Promi
 export async function probeHealth(transport: Transport, path: '/healthz' | '/readyz', signal?: AbortSignal): Promise<{ status: number; date: string | null }> {
   const sent = await transport.send({ method: 'GET', target: path, signal, acceptStatuses: [503], timeoutMs: 10_000 });
   sent.finish();
-  await sent.response.body?.cancel().catch(() => undefined);
+  discardBody(sent.response.body);
   return { status: sent.response.status, date: sent.response.headers.get('date') };
 }

@@ -1,7 +1,7 @@
 import { AbortedError } from '../errors.js';
 import { joinApiUrl, transportProblem } from '../config/base-url.js';
 import { userAgent } from '../version.js';
-import { readBodyLimited, parseErrorBody, MAX_JSON_BYTES, BodyTooLargeError } from './body.js';
+import { readBodyLimited, parseErrorBody, MAX_JSON_BYTES, BodyTooLargeError, discardBody } from './body.js';
 import { classifyNetworkError, classifyStatus } from './classify.js';
 import {
   ForbiddenError,
@@ -146,7 +146,7 @@ export class Transport {
     try {
       const { response } = sent;
       if (response.status === 204 || response.status === 304 || options.method === 'HEAD') {
-        await response.body?.cancel().catch(() => undefined);
+        discardBody(response.body);
         return { status: response.status, headers: response.headers, body: undefined, facts: sent.facts };
       }
       let bytes: Uint8Array;
