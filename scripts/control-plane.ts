@@ -1,7 +1,10 @@
 /**
  * The fake control plane over real HTTP on loopback, for e2e tests, the demo and manual work.
  *
- *   npx tsx scripts/control-plane.ts [--port N] [--seed-deployment DIR] [--posture dev|staging|prod] [--token-ttl SECONDS]
+ *   npx tsx scripts/control-plane.ts [--port N] [--seed-deployment DIR] [--posture dev|staging|prod] [--token-ttl SECONDS] [--downloads DIR]
+ *
+ * --downloads DIR serves the files in DIR (a release: byteor-agent-linux-x64, SHA256SUMS) under
+ * <baseUrl>/downloads/, the BYTEOR_DOWNLOAD_BASE_URL for packaging/install.sh.
  *
  * Prints ONE JSON line to stdout (machine-readable: baseUrl, enrollmentToken, IDs, adminUrl),
  * then human-readable lines to stderr. Arrange and inspect it through the admin API
@@ -13,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bundleFromDirectory } from '../test/control-plane/bundles.js';
 import { ControlPlane } from '../test/control-plane/control-plane.js';
+import { Downloads } from '../test/control-plane/downloads.js';
 import { startControlPlaneServer, type ControlPlaneServer } from '../test/control-plane/http-server.js';
 import type { Posture } from '../test/control-plane/types.js';
 
@@ -37,17 +41,17 @@ interface Output {
   write(text: string): unknown;
 }
 
-const USAGE = 'usage: control-plane [--port N] [--seed-deployment DIR] [--posture dev|staging|prod] [--token-ttl SECONDS]';
+const USAGE = 'usage: control-plane [--port N] [--seed-deployment DIR] [--posture dev|staging|prod] [--token-ttl SECONDS] [--downloads DIR]';
 
 export class UsageError extends Error {}
 
 /** Starts the server as the CLI does (also used in-process by tests). Throws UsageError on bad flags. */
 export async function startControlPlaneCli(argv: string[], io: { stdout: Output; stderr: Output } = process): Promise<ControlPlaneCli> {
-  let values: { port?: string; 'seed-deployment'?: string; posture?: string; 'token-ttl'?: string };
+  let values: { port?: string; 'seed-deployment'?: string; posture?: string; 'token-ttl'?: string; downloads?: string };
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { port: { type: 'string' }, 'seed-deployment': { type: 'string' }, posture: { type: 'string' }, 'token-ttl': { type: 'string' } },
+      options: { port: { type: 'string' }, 'seed-deployment': { type: 'string' }, posture: { type: 'string' }, 'token-ttl': { type: 'string' }, downloads: { type: 'string' } },
       strict: true,
       allowPositionals: false,
     }));
@@ -65,7 +69,8 @@ export async function startControlPlaneCli(argv: string[], io: { stdout: Output;
   const cp = new ControlPlane({ posture });
   // Pack before listening, so a bad directory fails before anything is announced.
   const seed = values['seed-deployment'] === undefined ? undefined : await bundleFromDirectory(resolve(values['seed-deployment']));
-  const server = await startControlPlaneServer({ port, cp });
+  const downloads = values.downloads === undefined ? undefined : new Downloads({ dir: resolve(values.downloads) });
+  const server = await startControlPlaneServer({ port, cp, ...(downloads === undefined ? {} : { downloads }) });
   const env = cp.defaultEnvironment;
   // Environment-wide, so agents enrolled later get it too.
   const deployment = seed === undefined ? undefined : cp.publishDeployment({ environmentId: env.environmentId, bundle: seed });
@@ -83,6 +88,7 @@ export async function startControlPlaneCli(argv: string[], io: { stdout: Output;
   io.stderr.write(`fake ByteOr control plane listening on ${server.baseUrl} (posture ${posture})\n`);
   io.stderr.write(`  enroll: BYTEOR_API_BASE_URL=${server.baseUrl} BYTEOR_ORG_ID=${env.orgId} BYTEOR_PROJECT_ID=${env.projectId} BYTEOR_ENVIRONMENT_ID=${env.environmentId} BYTEOR_ENROLLMENT_TOKEN=${info.enrollmentToken}\n`);
   if (deployment !== undefined) io.stderr.write(`  seeded deployment ${deployment.deployment_id} (bundle ${deployment.bundle.sha256}, ${deployment.bundle.size_bytes} bytes)\n`);
+  if (downloads !== undefined) io.stderr.write(`  downloads: ${server.baseUrl}/downloads/ serves ${downloads.dir ?? ''} (BYTEOR_DOWNLOAD_BASE_URL)\n`);
   io.stderr.write(`  admin API: ${server.adminUrl}/state, …/requests, …/heartbeats, …/artifacts (loopback only)\n`);
   return { server, info, close: () => server.close() };
 }

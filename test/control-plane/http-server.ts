@@ -6,6 +6,7 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { getResponse } from 'msw';
 import { handleAdmin } from './admin.js';
 import { ControlPlane } from './control-plane.js';
+import type { Downloads } from './downloads.js';
 import { createHandlers } from './handlers.js';
 
 export interface ControlPlaneServerOptions {
@@ -14,6 +15,8 @@ export interface ControlPlaneServerOptions {
   /** Loopback only: the default 127.0.0.1. */
   host?: string;
   cp?: ControlPlane;
+  /** Release files for packaging/install.sh under /downloads/ (see downloads.ts). */
+  downloads?: Downloads;
 }
 
 export interface ControlPlaneServer {
@@ -123,6 +126,7 @@ export async function startControlPlaneServer(options: ControlPlaneServerOptions
 
   const server: Server = createServer((req, res) => {
     void (async () => {
+      if (options.downloads !== undefined && (await options.downloads.handle(req, res))) return;
       if ((req.url ?? '').startsWith('/_admin/') || req.url === '/_admin') {
         await handleAdmin(cp, req, res, { baseUrl, storageOrigin: cp.storageOrigin });
         return;
