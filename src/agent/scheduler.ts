@@ -175,6 +175,8 @@ export class Scheduler {
       );
     } else if (disposition.kind === 'success' && previousFailures > 0) {
       logger.info({ job: slot.job.name, failures: previousFailures }, `${slot.job.name} recovered after ${previousFailures} failed attempt(s)`);
+    } else if (disposition.kind === 'success') {
+      logger.debug({ job: slot.job.name, tookMs: finishedAt - startedAt, nextInMs: delay }, `${slot.job.name} ok`);
     }
 
     try {
