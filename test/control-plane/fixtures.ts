@@ -1,4 +1,4 @@
-import type { EnrollRequest, HeartbeatRequest } from '../../src/api/types.js';
+import type { ArtifactMetadata, EnrollRequest, HeartbeatRequest } from '../../src/api/types.js';
 import { sha256Hex } from './crypto.js';
 
 /**
@@ -43,11 +43,12 @@ export function sampleHeartbeat(overrides: Partial<HeartbeatRequest> = {}): Hear
 
 export interface ArtifactForm {
   form: FormData;
-  metadata: Record<string, unknown>;
+  /** Typed as valid metadata, though overrides may have made it deliberately invalid. */
+  metadata: ArtifactMetadata;
 }
 
 /** An artifact upload as the agent sends it: `metadata` (JSON) then `file`. */
-export function artifactForm(file: Uint8Array | string, metadata: Record<string, unknown> = {}): ArtifactForm {
+export function artifactForm(file: Uint8Array | string, metadata: Partial<Record<keyof ArtifactMetadata, unknown>> & Record<string, unknown> = {}): ArtifactForm {
   const bytes = Buffer.from(file);
   const meta = {
     type: 'incident_bundle',
@@ -61,5 +62,5 @@ export function artifactForm(file: Uint8Array | string, metadata: Record<string,
   const form = new FormData();
   form.append('metadata', new Blob([JSON.stringify(meta)], { type: 'application/json' }));
   form.append('file', new Blob([bytes], { type: 'application/gzip' }), String(meta.filename));
-  return { form, metadata: meta };
+  return { form, metadata: meta as ArtifactMetadata };
 }
