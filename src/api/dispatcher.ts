@@ -14,6 +14,9 @@ export function installHttpDispatcher(): void {
       bodyTimeout: 60_000,
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 4_000,
+      // As curl does: plain http:// goes to an http proxy in absolute form (many proxies refuse
+      // CONNECT to ports other than 443); https:// is always tunnelled with CONNECT.
+      proxyTunnel: false,
     }),
   );
 }
