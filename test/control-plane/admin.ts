@@ -239,7 +239,7 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
     pattern: /^\/_admin\/status-reports$/,
     run: (cp, { query }) => {
       const agentId = query.get('agentId');
-      return agentId === null ? cp.statusReports : cp.statusReports.filter((report) => report.agentId === agentId);
+      return agentId === null ? cp.statusReports : cp.statusReportsOf(agentId);
     },
   },
   { method: 'GET', pattern: /^\/_admin\/artifacts$/, run: (cp) => cp.artifacts },

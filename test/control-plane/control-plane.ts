@@ -327,6 +327,7 @@ export class ControlPlane {
     this.#state.faults.outage = on;
   }
 
+  /** Disarms every fault and ends an outage. */
   clearFaults(): void {
     this.#state.faults.clear();
     this.#state.faults.outage = false;
@@ -367,6 +368,10 @@ export class ControlPlane {
 
   get statusReports(): readonly StatusReportRecord[] {
     return this.#state.statusReports;
+  }
+
+  statusReportsOf(agentId: string): StatusReportRecord[] {
+    return this.#state.statusReports.filter((report) => report.agentId === agentId);
   }
 
   get artifacts(): readonly ArtifactRecord[] {

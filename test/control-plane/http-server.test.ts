@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AgentClient, enrollAgent, probeHealth } from '../../src/api/client.js';
 import { ForbiddenError } from '../../src/api/errors.js';
 import { Transport } from '../../src/api/transport.js';
@@ -62,6 +62,17 @@ describe('the control plane over real HTTP', () => {
     expect(failure).toBeInstanceOf(TypeError);
     expect(server.cp.requestsTo('healthz')[0]?.status).toBe(0);
     expect((await fetch(`${server.baseUrl}/healthz`)).status).toBe(200);
+  });
+
+  it('abandons a delayed answer when the client disconnects', async () => {
+    server.cp.fault('healthz', { delayMs: 600_000 });
+    const controller = new AbortController();
+    const pending = fetch(`${server.baseUrl}/healthz`, { signal: controller.signal });
+    await vi.waitFor(() => expect(server.cp.requestsTo('healthz')).toHaveLength(1));
+    controller.abort();
+    await expect(pending).rejects.toThrow();
+    // The handler's timer is cleared at once: the request ends as a dropped connection.
+    await vi.waitFor(() => expect(server.cp.requestsTo('healthz')[0]?.status).toBe(0));
   });
 
   it('cuts a bundle body mid-stream for truncateAfterBytes, and resumes with Range', async () => {
