@@ -23,6 +23,29 @@ export interface FailedDeployment {
   failed_at: string;
   /** Unix ms before which the same target is not tried again (a failure is not retried in a loop). */
   retry_after_ms: number;
+  /** Consecutive failed attempts at this same deployment (the backoff grows with it); absent in older files. */
+  attempts?: number;
+  /** For unknown_key: the kid that was missing, so the deployment is retried once the key arrives. */
+  kid?: string;
+}
+
+/**
+ * The deployment being worked on, persisted before each step so a restart resumes it instead of
+ * starting over or reporting twice.
+ */
+export interface DeploymentWork {
+  deployment_id: string;
+  bundle_sha256: string;
+  /** 'download' when the bundle had to be fetched; 'cached' when it was on disk already (a rollback). */
+  source: 'download' | 'cached';
+  /** Progress reports already queued for this work. */
+  reported: string[];
+  /**
+   * Written just before `current` is swapped: all checks have passed, so a restart finishes the
+   * activation (the swap happened) or redoes the swap.
+   */
+  activating: { outcome: 'active' | 'rolled_back'; previous: ActiveDeployment | null } | null;
+  started_at: string;
 }
 
 export interface PendingReport {
@@ -41,6 +64,8 @@ export interface AgentState {
     current: ActiveDeployment | null;
     previous: ActiveDeployment | null;
     failed: FailedDeployment | null;
+    /** Absent in files written before the bundle pipeline; normalize() fills null. */
+    work: DeploymentWork | null;
   };
   /** Status reports not yet accepted by the control plane; sent in order, oldest first. */
   pending_reports: PendingReport[];
@@ -51,7 +76,7 @@ export function emptyState(): AgentState {
     version: 1,
     heartbeat: { sequence: 0, last_success_at: null, interval_seconds: null },
     etags: { deployment: null, signing_keys: null },
-    deployment: { target: null, current: null, previous: null, failed: null },
+    deployment: { target: null, current: null, previous: null, failed: null, work: null },
     pending_reports: [],
   };
 }
