@@ -72,9 +72,18 @@ export class Transport {
     this.now = options.now ?? Date.now;
   }
 
-  resolve(target: string): URL {
+  /**
+   * An API path or a bundle URL: '/x' and 'x' are relative to the base (keeping its path prefix,
+   * as API.md says), anything with a scheme is absolute. Undefined when it cannot be parsed.
+   */
+  resolve(target: string): URL | undefined {
     if (target.startsWith('/')) return joinApiUrl(this.baseUrl, target);
-    return new URL(target);
+    if (!/^[a-z][a-z0-9+.-]*:/i.test(target)) return joinApiUrl(this.baseUrl, `/${target}`);
+    try {
+      return new URL(target);
+    } catch {
+      return undefined;
+    }
   }
 
   isSameOrigin(url: URL): boolean {
@@ -83,6 +92,7 @@ export class Transport {
 
   async send(options: SendOptions): Promise<Sent> {
     const url = this.resolve(options.target);
+    if (url === undefined) throw new PermanentError({ method: options.method, path: '(invalid URL)' }, 'refused: not a valid URL');
     const facts: RequestFacts = { method: options.method, path: url.pathname };
     const problem = transportProblem(url, this.allowInsecureHttp);
     if (problem !== undefined) throw new PermanentError(facts, `refused: the URL ${problem}`);

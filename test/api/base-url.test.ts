@@ -40,3 +40,17 @@ describe('the HTTPS rule', () => {
     expect(isLoopbackHost('localhost.evil.com')).toBe(false);
   });
 });
+
+describe('bundle URLs (API.md §3: relative to the base URL, or absolute)', () => {
+  it('resolves relative URLs under the base path prefix and refuses unparseable ones', async () => {
+    const { Transport } = await import('../../src/api/transport.js');
+    const { PermanentError } = await import('../../src/api/errors.js');
+    const t = new Transport({ baseUrl: base('https://gw.example.com/byteor') });
+    expect(t.resolve('/api/v1/x')?.href).toBe('https://gw.example.com/byteor/api/v1/x');
+    expect(t.resolve('api/v1/x')?.href).toBe('https://gw.example.com/byteor/api/v1/x');
+    expect(t.resolve('https://storage.example.com/b?sig=1')?.href).toBe('https://storage.example.com/b?sig=1');
+    expect(t.resolve('https://[bad')).toBeUndefined();
+    await expect(t.send({ method: 'GET', target: 'https://[bad' })).rejects.toBeInstanceOf(PermanentError);
+    await expect(t.send({ method: 'GET', target: 'ftp://storage.example.com/b' })).rejects.toThrow(/only https/);
+  });
+});
