@@ -523,7 +523,11 @@ StateDirectoryMode=0700
 # First-boot enrollment for hosts whose env file was provisioned with BYTEOR_ENROLLMENT_TOKEN
 # (images, config management): a no-op once enrolled. "+" runs it as root outside the sandbox,
 # since it rewrites the root-owned env file; the token never appears on a command line.
-ExecStartPre=+/usr/local/bin/byteor-agent enroll --if-needed --config /etc/byteor/agent.env
+# RestartPreventExitStatus= looks at the main process only, so a permanent failure here (64, 65,
+# 77 token refused, 78 invalid configuration) is left to ExecStart, which then exits 78 (no
+# identity, or the same invalid configuration) and is not restarted; anything else (69, 75:
+# control plane unreachable) fails the start and is retried within the start limit.
+ExecStartPre=+/bin/sh -c '/usr/local/bin/byteor-agent enroll --if-needed --config /etc/byteor/agent.env || { rc=$$?; case $$rc in 64|65|77|78) exit 0 ;; esac; exit $$rc; }'
 # The agent reads /etc/byteor/agent.env itself (root:byteor-agent, mode 0640); no
 # EnvironmentFile=, so its runtime key is not copied into the process environment.
 ExecStart=/usr/local/bin/byteor-agent run --config /etc/byteor/agent.env

@@ -63,7 +63,21 @@ describe('packaging/systemd/byteor-agent.service', () => {
   });
 
   it('enrolls on first boot as root, outside the sandbox, and is a no-op once enrolled', () => {
-    expect(one('ExecStartPre')).toBe('+/usr/local/bin/byteor-agent enroll --if-needed --config /etc/byteor/agent.env');
+    const pre = one('ExecStartPre') ?? '';
+    expect(pre.startsWith('+')).toBe(true);
+    expect(pre).toContain('/usr/local/bin/byteor-agent enroll --if-needed --config /etc/byteor/agent.env');
+  });
+
+  it('leaves permanent enrollment failures to ExecStart, whose exit 78 stops the restarts', () => {
+    // What systemd runs: `$$` in a unit is a literal `$`.
+    const pre = (one('ExecStartPre') ?? '').replaceAll('$$', '$');
+    const shell = /^\+\/bin\/sh -c '(.*)'$/.exec(pre)?.[1];
+    expect(shell).toBeDefined();
+    const outcome = (enrollExit: number): number | null =>
+      spawnSync('sh', ['-c', (shell ?? '').replace('/usr/local/bin/byteor-agent enroll --if-needed --config /etc/byteor/agent.env', `(exit ${enrollExit})`)]).status;
+    expect(outcome(0)).toBe(0);
+    for (const permanent of [64, 65, 77, 78]) expect(outcome(permanent)).toBe(0);
+    for (const transient of [69, 70, 75, 1]) expect(outcome(transient)).toBe(transient);
   });
 
   it('restarts on failure within a start limit, never on an invalid configuration, and outwaits the agent’s 10 s shutdown', () => {
