@@ -53,7 +53,7 @@ export class Health {
   }
 
   /** Records how a job run ended and logs auth transitions. */
-  recordRun(job: string, disposition: Disposition, error: unknown, nextRunAt: number, failures: number): void {
+  recordRun(job: string, disposition: Disposition, error: unknown, nextRunAt: number, failures: number, idle = false): void {
     const at = this.iso();
     const entry = this.jobs.get(job) ?? { last_run_at: null, last_success_at: null, last_error: null, consecutive_failures: 0, next_run_at: null };
     entry.last_run_at = at;
@@ -62,7 +62,9 @@ export class Health {
     if (disposition.kind === 'success') {
       entry.last_success_at = at;
       entry.last_error = null;
-      this.markAuthorized();
+      // A run that sent nothing (an empty outbox) cannot tell whether the key works again; it does
+      // end a job's scope_missing, since nothing of that job is waiting any more.
+      if (!idle) this.markAuthorized();
       this.markScopeWorking(job);
     } else if (disposition.kind !== 'stopped') {
       entry.last_error = errorMessage(error);

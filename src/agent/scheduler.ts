@@ -10,8 +10,12 @@ export interface Job {
   intervalMs(): number;
   /** The first run after start lands uniformly within this window (0: right away). */
   startupSpreadMs(): number;
-  /** Throws typed errors (api/errors.ts) on failure; the scheduler decides what they mean. */
-  run(signal: AbortSignal): Promise<void>;
+  /**
+   * Throws typed errors (api/errors.ts) on failure; the scheduler decides what they mean. Resolves
+   * 'idle' when it had nothing to do and sent no request (an empty outbox): such a run proves
+   * nothing about the credential, so it does not end an `unauthorized` state.
+   */
+  run(signal: AbortSignal): Promise<void | 'idle'>;
 }
 
 export interface RunReport {
@@ -22,6 +26,8 @@ export interface RunReport {
   error: unknown;
   /** Consecutive transient failures after this run (0 after a success). */
   failures: number;
+  /** The job succeeded without sending a request. */
+  idle: boolean;
   nextRunAt: number;
 }
 
@@ -153,8 +159,9 @@ export class Scheduler {
     const { clock, logger } = this.options;
     const startedAt = clock.now();
     let error: unknown;
+    let idle = false;
     try {
-      await slot.job.run(this.controller.signal);
+      idle = (await slot.job.run(this.controller.signal)) === 'idle';
     } catch (err) {
       error = err ?? new Error('job failed without an error');
     }
@@ -164,7 +171,7 @@ export class Scheduler {
     slot.failures = disposition.kind === 'transient' ? slot.failures + 1 : 0;
     const delay = nextDelay({ disposition, intervalMs: slot.job.intervalMs(), failures: slot.failures, random: this.options.random() });
     slot.notBefore = disposition.kind === 'success' ? finishedAt : finishedAt + delay;
-    const report: RunReport = { job: slot.job.name, startedAt, finishedAt, disposition, error, failures: slot.failures, nextRunAt: finishedAt + delay };
+    const report: RunReport = { job: slot.job.name, startedAt, finishedAt, disposition, error, failures: slot.failures, idle, nextRunAt: finishedAt + delay };
 
     if (disposition.kind === 'transient') {
       // The first failure and every tenth after it at warn; the rest at debug: no flood in an outage.
