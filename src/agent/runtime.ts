@@ -10,7 +10,8 @@ import { writeStatusFile, type StatusDocument } from '../state/status-file.js';
 import { AGENT_VERSION } from '../version.js';
 import { systemClock, type Clock, type RandomSource } from './clock.js';
 import { Health } from './health.js';
-import { DeploymentJob, RecordingDeploymentHandler, type DeploymentHandler, DEPLOYMENT_INTERVAL_MS } from './jobs/deployment.js';
+import { createBundleDeploymentHandler, DeploymentReportsJob } from './deploy/index.js';
+import { DeploymentJob, type DeploymentHandler, DEPLOYMENT_INTERVAL_MS } from './jobs/deployment.js';
 import { DEFAULT_HEARTBEAT_INTERVAL_S, HeartbeatJob, type OutboxCounts } from './jobs/heartbeat.js';
 import { SigningKeysJob, SIGNING_KEYS_INTERVAL_MS } from './jobs/signing-keys.js';
 import { KeyStore } from './key-store.js';
@@ -59,7 +60,7 @@ export interface RuntimeOptions {
   random?: RandomSource;
   fetch?: FetchLike;
   intervals?: RuntimeIntervals;
-  /** Builds the deployment handler (the bundle pipeline); records the target when omitted. */
+  /** Builds the deployment handler; the bundle pipeline (src/agent/deploy/) when omitted. */
   deploymentHandler?: (ctx: RuntimeContext) => DeploymentHandler;
   /** Extra jobs (the outbox uploader). */
   extraJobs?: (ctx: RuntimeContext) => Job[];
@@ -121,7 +122,7 @@ export class AgentRuntime {
       trigger: (job, delayMs) => scheduler?.trigger(job, delayMs),
     };
     const startedAt = new Date(now()).toISOString();
-    const handler = options.deploymentHandler?.(ctx) ?? new RecordingDeploymentHandler(store, now);
+    const handler = options.deploymentHandler?.(ctx) ?? createBundleDeploymentHandler(ctx);
     const jobs: Job[] = [
       new HeartbeatJob({
         client,
@@ -134,6 +135,8 @@ export class AgentRuntime {
         fixedIntervalMs: intervals.heartbeatMs,
       }),
       new DeploymentJob(client, store, handler, intervals.deploymentMs ?? DEPLOYMENT_INTERVAL_MS),
+      // Status reports queued by the pipeline (persisted in state.json), sent in order with retry.
+      new DeploymentReportsJob(client, store, logger),
       signingKeys,
       ...(options.extraJobs?.(ctx) ?? []),
     ];

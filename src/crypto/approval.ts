@@ -117,11 +117,11 @@ export function specHashOf(specKv: Uint8Array | undefined): string {
   return `sha256:${createHash('sha256').update(specKv ?? new Uint8Array(0)).digest('hex')}`;
 }
 
-/** The last rule of §7: the credential approves exactly this bundle's spec. */
-export function checkSpecHash(approval: ApprovalPayload, specKv: Uint8Array | undefined): ApprovalCheck {
-  const actual = specHashOf(specKv);
-  if (approval.spec_hash !== actual) {
-    return reject('spec_mismatch', `approves spec ${approval.spec_hash}, the bundle's ${specKv === undefined ? '(absent) ' : ''}spec.kv is ${actual}`, approval.kid);
-  }
+/**
+ * The last rule of §7: the credential approves exactly this bundle's spec. `actual` is
+ * specHashOf() of the bundle's spec.kv (computed by the caller, who may stream a large file).
+ */
+export function checkSpecHash(approval: ApprovalPayload, actual: string): ApprovalCheck {
+  if (approval.spec_hash !== actual) return reject('spec_mismatch', `approves spec ${approval.spec_hash}, the bundle's spec.kv is ${actual}`, approval.kid);
   return { ok: true, approval };
 }

@@ -18,15 +18,15 @@ describe('verifyApprovalCredential', () => {
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(result.approval.environment_id).toBe(ctx.environmentId);
-    expect(checkSpecHash(result.approval, Buffer.from(SPEC)).ok).toBe(true);
-    expect(checkSpecHash(result.approval, Buffer.from('replicas=300\n'))).toMatchObject({ ok: false, rule: 'spec_mismatch' });
-    expect(checkSpecHash(result.approval, undefined)).toMatchObject({ ok: false, rule: 'spec_mismatch' });
+    expect(checkSpecHash(result.approval, specHashOf(Buffer.from(SPEC))).ok).toBe(true);
+    expect(checkSpecHash(result.approval, specHashOf(Buffer.from('replicas=300\n')))).toMatchObject({ ok: false, rule: 'spec_mismatch' });
+    expect(checkSpecHash(result.approval, specHashOf(undefined))).toMatchObject({ ok: false, rule: 'spec_mismatch' });
   });
 
   it('treats a bundle without spec.kv as an empty spec', () => {
     const { cp, keys, expect: ctx } = setup();
     const result = verifyApprovalCredential(cp.issueApprovalCredential({}, { specKv: '' }), keys, ctx);
-    expect(result.ok && checkSpecHash(result.approval, undefined).ok).toBe(true);
+    expect(result.ok && checkSpecHash(result.approval, specHashOf(undefined)).ok).toBe(true);
     expect(specHashOf(undefined)).toBe(specHashOf(new Uint8Array(0)));
   });
 
