@@ -16,6 +16,7 @@ import { DEFAULT_HEARTBEAT_INTERVAL_S, HeartbeatJob, type OutboxCounts } from '.
 import { SigningKeysJob, SIGNING_KEYS_INTERVAL_MS } from './jobs/signing-keys.js';
 import { KeyStore } from './key-store.js';
 import { outboxCounts, rejectedEntries } from './outbox-counts.js';
+import { OutboxJob, type OutboxJobOptions } from './outbox/job.js';
 import { Scheduler, type Job, type RunReport } from './scheduler.js';
 
 export interface RuntimeIdentityInfo {
@@ -62,8 +63,10 @@ export interface RuntimeOptions {
   intervals?: RuntimeIntervals;
   /** Builds the deployment handler; the bundle pipeline (src/agent/deploy/) when omitted. */
   deploymentHandler?: (ctx: RuntimeContext) => DeploymentHandler;
-  /** Extra jobs (the outbox uploader). */
+  /** Extra jobs. */
   extraJobs?: (ctx: RuntimeContext) => Job[];
+  /** Outbox uploader settings for tests (size cap, watching, failure hooks); false leaves it out. */
+  outbox?: Partial<Pick<OutboxJobOptions, 'maxBytes' | 'watch' | 'hooks'>> | false;
   /** Called after status.json is written (systemd STATUS=). */
   onStatus?: (doc: StatusDocument) => void;
 }
@@ -138,6 +141,9 @@ export class AgentRuntime {
       // Status reports queued by the pipeline (persisted in state.json), sent in order with retry.
       new DeploymentReportsJob(client, store, logger),
       signingKeys,
+      ...(options.outbox === false
+        ? []
+        : [new OutboxJob({ client, layout, logger, health, now, trigger: (delayMs) => ctx.trigger('outbox', delayMs), intervalMs: intervals.outboxMs, ...options.outbox })]),
       ...(options.extraJobs?.(ctx) ?? []),
     ];
     const runtime = new AgentRuntime(ctx, jobs, startedAt, options.onStatus);
@@ -166,7 +172,7 @@ export class AgentRuntime {
   }
 
   private async afterRun(report: RunReport): Promise<void> {
-    this.ctx.health.recordRun(report.job, report.disposition, report.error, report.nextRunAt, report.failures);
+    this.ctx.health.recordRun(report.job, report.disposition, report.error, report.nextRunAt, report.failures, report.idle);
     await this.writeStatus();
   }
 

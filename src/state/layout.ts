@@ -34,4 +34,12 @@ export class StateLayout {
   get rejectedDir(): string {
     return join(this.outboxDir, '.rejected');
   }
+  /** Packed directories awaiting upload (the agent's own cache; cleared on start). */
+  get outboxPackedDir(): string {
+    return join(this.outboxDir, '.packed');
+  }
+  /** Entries being deleted after upload: renamed here first, so a half-deleted one is never uploaded. */
+  get outboxTrashDir(): string {
+    return join(this.outboxDir, '.trash');
+  }
 }

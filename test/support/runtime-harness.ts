@@ -18,7 +18,7 @@ export interface HarnessOptions {
   random?: () => number;
   logs?: LogCapture;
   scopes?: string[];
-  extra?: Partial<Pick<RuntimeOptions, 'intervals' | 'deploymentHandler' | 'extraJobs'>>;
+  extra?: Partial<Pick<RuntimeOptions, 'intervals' | 'deploymentHandler' | 'extraJobs' | 'outbox'>>;
 }
 
 export interface Harness {
