@@ -3,6 +3,7 @@ import { runEnroll } from './commands/enroll.js';
 import { runRun, type RunOptions } from './commands/run.js';
 import { runStatus, type StatusOptions } from './commands/status.js';
 import type { CommandContext } from './commands/context.js';
+import type { DoctorOptions } from './commands/doctor.js';
 import { AgentError, ExitCode, errorMessage } from './errors.js';
 import { scrubSecrets } from './log.js';
 import { AGENT_VERSION } from './version.js';
@@ -80,6 +81,17 @@ export function createProgram(ctx: CommandContext, setExitCode: (code: number) =
       .option('--wait <seconds>', 'wait up to this long for the running agent to complete a heartbeat'),
   ).action(async (options: StatusOptions) => {
     setExitCode(await runStatus(options, ctx));
+  });
+
+  withConfigOptions(
+    program
+      .command('doctor')
+      .description('check everything the agent depends on (env file, configuration, DNS, TLS, proxy, control plane, key and scopes, clock, state directory, outbox, systemd unit), read-only; exit 1 if any check fails')
+      .option('--json', 'print the checks as a JSON array'),
+  ).action(async (options: DoctorOptions) => {
+    // Loaded on demand: `run` never needs the doctor's modules in memory.
+    const { runDoctor } = await import('./commands/doctor.js');
+    setExitCode(await runDoctor(options, ctx));
   });
 
   return program;

@@ -153,7 +153,7 @@ async function readEnvFileForConfig(path: string): Promise<{ values: Record<stri
   }
 }
 
-function pickEnvFile(flags: ConfigFlags, env: NodeJS.ProcessEnv): string {
+export function pickEnvFile(flags: ConfigFlags, env: NodeJS.ProcessEnv): string {
   const chosen = flags.config ?? (env.BYTEOR_ENV_FILE !== undefined && env.BYTEOR_ENV_FILE !== '' ? env.BYTEOR_ENV_FILE : DEFAULT_ENV_FILE);
   return resolve(chosen);
 }
