@@ -86,6 +86,7 @@ export async function startControlPlaneCli(argv: string[], io: { stdout: Output;
   };
   io.stdout.write(`${JSON.stringify(info)}\n`);
   io.stderr.write(`fake ByteOr control plane listening on ${server.baseUrl} (posture ${posture})\n`);
+  io.stderr.write(`  page: ${server.baseUrl}/ (agents, deployments, artifacts; refreshed every 2 s)\n`);
   io.stderr.write(`  enroll: BYTEOR_API_BASE_URL=${server.baseUrl} BYTEOR_ORG_ID=${env.orgId} BYTEOR_PROJECT_ID=${env.projectId} BYTEOR_ENVIRONMENT_ID=${env.environmentId} BYTEOR_ENROLLMENT_TOKEN=${info.enrollmentToken}\n`);
   if (deployment !== undefined) io.stderr.write(`  seeded deployment ${deployment.deployment_id} (bundle ${deployment.bundle.sha256}, ${deployment.bundle.size_bytes} bytes)\n`);
   if (downloads !== undefined) io.stderr.write(`  downloads: ${server.baseUrl}/downloads/ serves ${downloads.dir ?? ''} (BYTEOR_DOWNLOAD_BASE_URL)\n`);

@@ -28,6 +28,7 @@ async function main(): Promise<void> {
   const cp = await startControlPlaneCli(['--seed-deployment', join(ROOT, 'scripts', 'demo', 'bundle')], { stdout: { write: () => true }, stderr: { write: () => true } });
   const { info } = cp;
   say(`local control plane on ${info.baseUrl} (admin API ${info.adminUrl})`);
+  say(`open ${info.baseUrl}/ in a browser: agents, deployments and artifacts, refreshed every 2 s`);
 
   const dir = await mkdtemp(join(tmpdir(), 'byteor-demo-'));
   const envFile = join(dir, 'agent.env');

@@ -8,6 +8,7 @@ import { handleAdmin } from './admin.js';
 import { ControlPlane } from './control-plane.js';
 import type { Downloads } from './downloads.js';
 import { createHandlers } from './handlers.js';
+import { isPageRequest, servePage } from './page.js';
 
 export interface ControlPlaneServerOptions {
   /** 0 (default) picks an ephemeral port. */
@@ -129,6 +130,11 @@ export async function startControlPlaneServer(options: ControlPlaneServerOptions
       if (options.downloads !== undefined && (await options.downloads.handle(req, res))) return;
       if ((req.url ?? '').startsWith('/_admin/') || req.url === '/_admin') {
         await handleAdmin(cp, req, res, { baseUrl, storageOrigin: cp.storageOrigin });
+        return;
+      }
+      // GET / is a human-readable view of the state (page.ts); the API has no route there.
+      if (isPageRequest(req)) {
+        servePage(cp, req, res);
         return;
       }
       const controller = new AbortController();
