@@ -21,8 +21,8 @@ pass() {
 }
 
 check_shellcheck() {
-  if shellcheck packaging/install.sh scripts/check-packaging.sh .ci/run; then
-    pass "shellcheck packaging/install.sh scripts/check-packaging.sh .ci/run"
+  if shellcheck packaging/install.sh scripts/check-packaging.sh scripts/smoke-sea.sh scripts/systemd-e2e.sh .ci/run; then
+    pass "shellcheck packaging/install.sh scripts/check-packaging.sh scripts/smoke-sea.sh scripts/systemd-e2e.sh .ci/run"
   else
     fail "shellcheck found problems (above)"
   fi
