@@ -1,10 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type { AgentClient } from '../../api/client.js';
 import { ApiError, ForbiddenError, TransientError, UnauthorizedError, type RequestFacts } from '../../api/errors.js';
 import { isDiskFull } from '../../archive/errors.js';
@@ -23,7 +20,7 @@ export interface DownloadRequest {
   /** Free bytes on the filesystem of a directory (statfs by default; tests inject). */
   freeBytes?: (dir: string) => Promise<number>;
   /** Opens the partial file for writing ('w' from scratch, 'a' to append); tests inject ENOSPC here. */
-  openWrite?: (path: string, flags: 'w' | 'a') => Writable;
+  openWrite?: (path: string, flags: 'w' | 'a') => Promise<DownloadSink>;
 }
 
 export interface DownloadResult {
@@ -35,7 +32,7 @@ export interface DownloadResult {
 
 const WRITE_CHUNK = 1024 * 1024;
 
-const defaultOpenWrite = (path: string, flags: 'w' | 'a'): Writable => createWriteStream(path, { flags, mode: 0o600, highWaterMark: WRITE_CHUNK });
+const defaultOpenWrite = (path: string, flags: 'w' | 'a'): Promise<DownloadSink> => open(path, flags, 0o600);
 
 async function sizeOf(path: string): Promise<number> {
   try {
@@ -154,37 +151,81 @@ async function attempt(req: DownloadRequest, offset: number): Promise<number> {
   }
 }
 
+/** Where downloaded bytes go: a FileHandle by default (tests inject one that fails with ENOSPC). */
+export interface DownloadSink {
+  writev(chunks: Buffer[]): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * Streams the body into the partial file, hashing as it goes. Bytes are written in ~1 MiB batches,
+ * one batch in flight while the next is gathered. When the connection drops, everything received
+ * so far is still written out, so the next attempt resumes right there.
+ */
 async function stream(req: DownloadRequest, body: ReadableStream<Uint8Array>, hash: Hash, start: number, facts: RequestFacts): Promise<number> {
+  const sink = await (req.openWrite ?? defaultOpenWrite)(req.path, start === 0 ? 'w' : 'a');
   let received = 0;
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  // The write in flight never rejects (its error is kept): a rejection nobody awaits yet, while
+  // the next chunk is awaited, would be an unhandled rejection.
+  let writing: Promise<void> = Promise.resolve();
+  let writeError: unknown;
+  let sourceError: unknown;
   let failure: DeployFailure | undefined;
-  let sourceFailed = false;
-  const source = Readable.fromWeb(body as NodeReadableStream<Uint8Array>);
-  source.once('error', () => {
-    sourceFailed = true;
-  });
-  const meter = new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      received += chunk.length;
-      if (start + received > req.size) {
-        failure = new DeployFailure('size_mismatch', `the server sends more than the ${req.size} bytes the deployment names`);
-        callback(failure);
-        return;
-      }
-      hash.update(chunk);
-      callback(null, chunk);
-    },
-  });
+  const flush = async (): Promise<void> => {
+    await writing;
+    if (writeError !== undefined || batch.length === 0) return;
+    const chunks = batch;
+    batch = [];
+    batchBytes = 0;
+    writing = sink.writev(chunks).then(
+      () => undefined,
+      (err: unknown) => {
+        writeError = err;
+      },
+    );
+  };
   try {
-    await pipeline(source, meter, (req.openWrite ?? defaultOpenWrite)(req.path, start === 0 ? 'w' : 'a'));
-  } catch (err) {
-    if (failure !== undefined) throw failure;
-    if (req.signal.aborted) throw new AbortedError();
-    if (isDiskFull(err)) throw new DeployFailure('disk_full', `the disk filled up while downloading the bundle (${(err as NodeJS.ErrnoException).code})`, {}, { cause: err });
-    if (sourceFailed || !(err instanceof Error && 'syscall' in err)) {
-      // The connection dropped mid-body: the partial file stays and the next attempt resumes it.
-      throw err instanceof ApiError ? err : new TransientError({ ...facts }, 'network', `the download broke off after ${start + received} of ${req.size} bytes`, { cause: err });
+    // A reader rather than for-await: leaving a for-await early awaits the stream's cancel(),
+    // which a stalled connection (and msw) may never settle. Here cancel is fire-and-forget.
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        const { done, value: chunk } = await reader.read();
+        if (done) break;
+        received += chunk.byteLength;
+        if (start + received > req.size) {
+          failure = new DeployFailure('size_mismatch', `the server sends more than the ${req.size} bytes the deployment names`);
+          break;
+        }
+        const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        hash.update(buffer);
+        batch.push(buffer);
+        batchBytes += buffer.length;
+        if (batchBytes >= WRITE_CHUNK) await flush();
+        if (writeError !== undefined) break;
+      }
+    } catch (err) {
+      sourceError = err;
     }
-    throw err;
+    if (failure !== undefined || writeError !== undefined) void reader.cancel().catch(() => undefined);
+    // Even after a drop, what arrived is written: the next attempt resumes after it.
+    if (failure === undefined) await flush();
+    await writing;
+  } finally {
+    await sink.close().catch(() => undefined);
+  }
+  if (failure !== undefined) throw failure;
+  if (writeError !== undefined) {
+    if (isDiskFull(writeError)) throw new DeployFailure('disk_full', `the disk filled up while downloading the bundle (${(writeError as NodeJS.ErrnoException).code})`, {}, { cause: writeError });
+    throw writeError;
+  }
+  if (sourceError !== undefined) {
+    if (req.signal.aborted) throw new AbortedError();
+    // The connection dropped mid-body: the partial file stays and the next attempt resumes it.
+    if (sourceError instanceof ApiError) throw sourceError;
+    throw new TransientError({ ...facts }, 'network', `the download broke off after ${start + received} of ${req.size} bytes`, { cause: sourceError });
   }
   return received;
 }

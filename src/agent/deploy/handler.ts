@@ -1,5 +1,4 @@
 import { rm } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
 import type { AgentClient } from '../../api/client.js';
 import type { Deployment, DeploymentState, Posture } from '../../api/types.js';
 import { ArchiveError } from '../../archive/errors.js';
@@ -12,7 +11,7 @@ import type { StateLayout } from '../../state/layout.js';
 import type { Health } from '../health.js';
 import type { DeploymentHandler } from '../jobs/deployment.js';
 import { downloadPath, isDirectory, prune, readCurrent, swapCurrent, type SwapStep } from './activate.js';
-import { downloadBundle } from './download.js';
+import { downloadBundle, type DownloadSink } from './download.js';
 import { DeployFailure, failedRetryDelayMs, failureFix, fromArchiveError } from './failure.js';
 import { enqueueReport, statusReport } from './reports.js';
 import { checkBundleSpec, verifyDeployment, type Verified } from './verify.js';
@@ -20,7 +19,7 @@ import { checkBundleSpec, verifyDeployment, type Verified } from './verify.js';
 export const DEPLOYMENT_FAILED_PROBLEM = 'deployment_failed';
 
 /** The points between the steps of an activation, where a crash is survivable (tests stall there). */
-export type DeployStep = 'bundle-committed' | 'journal-written' | SwapStep | 'state-committed' | 'pruned';
+export type DeployStep = 'downloaded' | 'bundle-committed' | 'journal-written' | SwapStep | 'state-committed' | 'pruned';
 
 export interface DeployDeps {
   client: AgentClient;
@@ -43,7 +42,7 @@ export interface DeployOptions {
   /** fsync extracted bundles before they become visible (default true). */
   durable?: boolean;
   freeBytes?: (dir: string) => Promise<number>;
-  openWrite?: (path: string, flags: 'w' | 'a') => Writable;
+  openWrite?: (path: string, flags: 'w' | 'a') => Promise<DownloadSink>;
   /** Runs after each activation step. */
   onStep?: (step: DeployStep) => Promise<void>;
 }
@@ -175,6 +174,7 @@ export class BundleDeploymentHandler implements DeploymentHandler {
       ...(this.options.openWrite === undefined ? {} : { openWrite: this.options.openWrite }),
     });
     this.deps.logger.info({ deploymentId: work.deployment_id, resumedFrom, fetched }, `deployment ${work.deployment_id}: bundle downloaded${resumedFrom > 0 ? ` (resumed at byte ${resumedFrom})` : ''}, digest verified`);
+    await this.step('downloaded');
     await this.reportOnce(work, 'verifying');
     try {
       await extractArchive(partial, dir, {
