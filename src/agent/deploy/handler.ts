@@ -105,7 +105,7 @@ export class BundleDeploymentHandler implements DeploymentHandler {
     const { deployment_id: id } = deployment;
     const sha = deployment.bundle.sha256;
     const { current, failed } = this.state.deployment;
-    if (current?.deployment_id === id && current.bundle_sha256 === sha && (await readCurrent(this.deps.layout)) === sha) return;
+    if (current?.deployment_id === id && current.bundle_sha256 === sha && (await this.inPlace(sha))) return;
     if (failed !== null && failed.deployment_id === id && failed.bundle_sha256 === sha && !this.retryDue(failed)) return;
 
     try {
@@ -117,6 +117,11 @@ export class BundleDeploymentHandler implements DeploymentHandler {
       if (!(err instanceof DeployFailure)) throw err;
       await this.fail(deployment, err);
     }
+  }
+
+  /** `current` names the bundle and the bundle is on disk (someone may have deleted it). */
+  private async inPlace(sha: string): Promise<boolean> {
+    return (await readCurrent(this.deps.layout)) === sha && (await isDirectory(this.deps.layout.bundleDir(sha)));
   }
 
   private retryDue(failed: FailedDeployment): boolean {
@@ -307,7 +312,7 @@ export class BundleDeploymentHandler implements DeploymentHandler {
           s.etags.deployment = null;
         });
       }
-    } else if (current !== null && linked !== current.bundle_sha256) {
+    } else if (current !== null && !(await this.inPlace(current.bundle_sha256))) {
       if (await isDirectory(layout.bundleDir(current.bundle_sha256))) {
         logger.warn({ linked: linked ?? null, expected: current.bundle_sha256 }, `${layout.currentLink} did not point at the active bundle; repointing it`);
         await swapCurrent(layout, current.bundle_sha256);
