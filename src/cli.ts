@@ -2,6 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { runEnroll } from './commands/enroll.js';
 import { runRun, type RunOptions } from './commands/run.js';
 import { runStatus, type StatusOptions } from './commands/status.js';
+import { runSnapshot } from './commands/snapshot.js';
+import { runUpload, type UploadOptions } from './commands/upload.js';
 import type { CommandContext } from './commands/context.js';
 import type { DoctorOptions } from './commands/doctor.js';
 import { AgentError, ExitCode, errorMessage } from './errors.js';
@@ -81,6 +83,26 @@ export function createProgram(ctx: CommandContext, setExitCode: (code: number) =
       .option('--wait <seconds>', 'wait up to this long for the running agent to complete a heartbeat'),
   ).action(async (options: StatusOptions) => {
     setExitCode(await runStatus(options, ctx));
+  });
+
+  withConfigOptions(
+    program
+      .command('upload')
+      .description(
+        'queue a file or directory for upload: it is copied into the outbox (directories are packed into a .tar.gz when sent) and the running agent uploads it; with --now it is uploaded here and now',
+      )
+      .argument('<path>', 'file (at most 64 MiB) or directory to upload')
+      .requiredOption('--type <type>', 'artifact type: incident_bundle, snapshot or diagnostic')
+      .option('--now', 'upload in the foreground and exit with the result (0 uploaded or already there; 75 queued after a temporary failure)')
+      .option('--move', 'move the file or directory into the outbox instead of copying it (a copy across filesystems)'),
+  ).action(async (path: string, options: UploadOptions) => {
+    setExitCode(await runUpload(path, options, ctx));
+  });
+
+  withConfigOptions(
+    program.command('snapshot').description("queue a snapshot artifact of the agent's own state (host facts, active deployment, recent problems) for upload"),
+  ).action(async (options: Parameters<typeof runSnapshot>[0]) => {
+    setExitCode(await runSnapshot(options, ctx));
   });
 
   withConfigOptions(

@@ -7,6 +7,7 @@ export const ExitCode = {
   failure: 1,
   usage: 64,
   dataError: 65,
+  noInput: 66,
   unavailable: 69,
   software: 70,
   tempFail: 75,

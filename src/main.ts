@@ -22,6 +22,7 @@ function main(): void {
     stderr: (text) => process.stderr.write(`${text}\n`),
     stdin: process.stdin,
     isTty: process.stdout.isTTY === true,
+    progress: process.stderr.isTTY === true ? (text) => process.stderr.write(text) : undefined,
     signal: controller.signal,
   }).then(
     (code) => {

@@ -14,6 +14,8 @@ export interface CommandContext {
   stdin: NodeJS.ReadableStream;
   /** Whether stdout is a terminal (progress bars, colours). */
   isTty: boolean;
+  /** Raw writes to stderr for a progress bar (carriage returns, no newline); absent unless stderr is a terminal. */
+  progress?: ((text: string) => void) | undefined;
   /** Aborted on SIGINT/SIGTERM. */
   signal: AbortSignal;
   /** JSON log lines go here; stdout when omitted. */
