@@ -120,6 +120,7 @@ set_defaults() {
   UNINSTALL=0
   PURGE=0
   TMP_DIR=
+  INTERVAL=
 }
 
 need_value() {
@@ -423,17 +424,34 @@ start_service() {
   say "Started $SERVICE."
 }
 
+# After a restart of an enrolled agent: running, status fresh, no heartbeat attempted yet.
+restarted_and_waiting() {
+  local json
+  json=$("$BIN_PATH" status --json --config "$ENV_FILE" --state-dir "$STATE_DIR" 2>/dev/null) || true
+  INTERVAL=$(printf '%s\n' "$json" | sed -n 's/^    "interval_seconds": \([0-9]*\),\{0,1\}$/\1/p' | head -n 1)
+  printf '%s\n' "$json" | grep -q '^  "state": "starting",$' &&
+    printf '%s\n' "$json" | grep -q '^  "stale": false,\{0,1\}$' &&
+    printf '%s\n' "$json" | grep -q '^    "consecutive_failures": 0,\{0,1\}$'
+}
+
 wait_for_heartbeat() {
   if [ "$WAIT_SECONDS" = 0 ]; then
     say "Not waiting for the first heartbeat (--wait 0); check with: byteor-agent status"
     return 0
   fi
   say "Waiting up to ${WAIT_SECONDS}s for the first heartbeat ..."
-  if "$BIN_PATH" status --wait "$WAIT_SECONDS" --config "$ENV_FILE" --state-dir "$STATE_DIR"; then
+  local out
+  if out=$("$BIN_PATH" status --wait "$WAIT_SECONDS" --config "$ENV_FILE" --state-dir "$STATE_DIR" 2>&1); then
+    say "$out"
     say "byteor-agent is installed, enrolled and sending heartbeats."
     return 0
   fi
+  if [ "$ENROLL" = 0 ] && restarted_and_waiting; then
+    say "byteor-agent was refreshed and restarted and is running. After a restart its first heartbeat is spread over up to one heartbeat interval (${INTERVAL}s), so that a fleet upgraded together does not reach the control plane at once. Check later with: byteor-agent status"
+    return 0
+  fi
   {
+    printf '%s\n' "$out"
     printf 'byteor-agent install: error: no successful heartbeat within %ss (see above for what byteor-agent status reports).\n' "$WAIT_SECONDS"
     printf 'Look at the service: systemctl status %s; journalctl -u byteor-agent -n 100 --no-pager\n' "$SERVICE"
     printf 'Check the host: byteor-agent doctor\n'

@@ -53,7 +53,7 @@ export async function makeRelease(dir: string, binary: Buffer): Promise<Release>
   return { dir, binary, sums };
 }
 
-export type AgentMode = 'daemon' | 'once' | 'none';
+export type AgentMode = 'daemon' | 'advised' | 'once' | 'none';
 
 const FAKE_SYSTEMCTL = String.raw`#!/usr/bin/env bash
 # Fake systemctl: records its argv; restart/start run the installed agent in the background as
@@ -75,6 +75,8 @@ start_agent() {
   case ${"${"}FAKE_AGENT_MODE:-daemon} in
     none) return 0 ;;
     once) args=(run --once) ;;
+    # Exactly the unit's ExecStart: intervals as the control plane advises them.
+    advised) args=(run) ;;
     # The only deviation from the unit: a short heartbeat interval, so a restart's first
     # heartbeat (spread over one interval) comes within a second.
     *) args=(run --dev-heartbeat-interval 1) ;;

@@ -207,6 +207,23 @@ describe('install.sh: re-runs', () => {
     ]);
   });
 
+  it('after the upgrade restart, a first heartbeat spread over a long advised interval is no failure', async () => {
+    // The agent spreads its first heartbeat after a restart over one interval (fleet protection).
+    const host = await newHost({ agentMode: 'advised' });
+    const defaultInterval = server.cp.state.heartbeatIntervalSeconds;
+    server.cp.setHeartbeatInterval(3600);
+    try {
+      await installFresh(host);
+      const result = await runInstaller(host, ['--wait', '2']);
+
+      expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+      // Almost always the spread message; a heartbeat that happens to land within 2 s is fine too.
+      expect(result.stdout).toMatch(/first heartbeat is spread over up to one heartbeat interval \(3600s\)|sending heartbeats/);
+    } finally {
+      server.cp.setHeartbeatInterval(defaultInterval);
+    }
+  });
+
   it('--force re-enrolls with a new token: exactly one enrollment request, a new identity', async () => {
     const host = await newHost();
     const first = await installFresh(host);
