@@ -67,6 +67,7 @@ write_boot_script() {
 #!/bin/bash
 set -euo pipefail
 work=$1
+repo=$2
 mount -t tmpfs tmpfs "$work/layers"
 mkdir -p "$work/layers/up" "$work/layers/work"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$work/layers/up,workdir=$work/layers/work" "$work/merged"
@@ -75,7 +76,10 @@ mount -t proc proc "$m/proc"
 mount --rbind /sys "$m/sys"
 mount --rbind /dev "$m/dev"
 mount -t tmpfs tmpfs "$m/run"
-mount -t tmpfs tmpfs "$m/tmp"
+# The checkout and this work directory as they are, even when not on the root filesystem.
+mkdir -p "$m$repo" "$m$work"
+mount --bind "$repo" "$m$repo"
+mount --bind "$work" "$m$work"
 mkdir -p "$m/etc/systemd/system" "$m/.oldroot"
 printf '[Unit]\nDescription=byteor-agent e2e\nRequires=basic.target\nAfter=basic.target\n' >"$m/etc/systemd/system/byteor-e2e.target"
 cd "$m"
@@ -95,7 +99,7 @@ boot() {
   mkdir -p "$WORK/layers" "$WORK/merged"
   snapshot_cgroups "$WORK/cgroups.before"
   write_boot_script
-  unshare --pid --fork --mount --uts --ipc --net --cgroup --propagation private "$WORK/boot.sh" "$WORK" \
+  unshare --pid --fork --mount --uts --ipc --net --cgroup --propagation private "$WORK/boot.sh" "$WORK" "$REPO" \
     >"$WORK/boot.log" 2>&1 </dev/null &
   UNSHARE_PID=$!
   local deadline=$((SECONDS + 30)) state=
@@ -202,8 +206,7 @@ main() {
   [ -x /lib/systemd/systemd ] || skip "needs systemd (/lib/systemd/systemd)"
   grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || skip "needs overlayfs"
   trap cleanup EXIT
-  # On the root filesystem, so that it shows through the overlay (unlike a tmpfs /tmp).
-  WORK=$(mktemp -d /var/tmp/byteor-systemd-e2e.XXXXXXXX)
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/byteor-systemd-e2e.XXXXXXXX")
   mkdir -p "$WORK/release"
   cp "$BINARY" "$WORK/release/byteor-agent-linux-x64"
   (cd "$WORK/release" && sha256sum byteor-agent-linux-x64 >SHA256SUMS)
