@@ -1,5 +1,6 @@
 import { discardBody } from './body.js';
 import { TransientError } from './errors.js';
+import { encodeArtifactForm, type BodySource } from './multipart.js';
 import { Transport, type Sent, type TransportOptions } from './transport.js';
 import type {
   ArtifactMetadata,
@@ -46,10 +47,11 @@ export type SigningKeysFetch = { kind: 'keys'; jwks: Jwks; etag: string | undefi
 export interface ArtifactUpload {
   metadata: ArtifactMetadata;
   /**
-   * A file-backed Blob from fs.openAsBlob(path, { type }), so the bytes stream from disk; its type
-   * becomes the part's Content-Type. Open a fresh one per attempt.
+   * The bytes: a Blob, or a source streaming from disk (agent/outbox: fileSource). Its type becomes
+   * the part's Content-Type and its size must be exact (the request declares Content-Length). Open
+   * a fresh one per attempt.
    */
-  file: Blob;
+  file: BodySource;
   signal?: AbortSignal | undefined;
   /** Uploads may take long on slow links; the dispatcher's idle timeouts still apply. */
   timeoutMs?: number | null;
@@ -151,14 +153,13 @@ export class AgentClient {
   }
 
   async uploadArtifact(upload: ArtifactUpload): Promise<ArtifactResponse & { status: number }> {
-    const form = new FormData();
-    form.append('metadata', new Blob([JSON.stringify(upload.metadata)], { type: 'application/json' }));
-    form.append('file', upload.file, upload.metadata.filename);
+    const form = encodeArtifactForm(JSON.stringify(upload.metadata), upload.file, upload.metadata.filename);
     const res = await this.transport.sendJson({
       method: 'POST',
       target: this.agentPath('/artifacts'),
       bearer: this.#apiKey,
-      body: form,
+      headers: { 'content-type': form.contentType, 'content-length': String(form.contentLength) },
+      body: form.body,
       signal: upload.signal,
       timeoutMs: upload.timeoutMs === undefined ? null : upload.timeoutMs,
       scope: 'agent:artifact_upload',

@@ -1,6 +1,6 @@
-import { openAsBlob } from 'node:fs';
 import type { AgentClient } from '../../api/client.js';
 import type { ArtifactResponse, ArtifactType } from '../../api/types.js';
+import { fileSource } from './file-source.js';
 import type { Prepared } from './prepare.js';
 
 export interface SendOptions {
@@ -11,45 +11,16 @@ export interface SendOptions {
 }
 
 /**
- * A File-like view of `blob` whose stream() counts bytes as fetch pulls them. Duck-typed on
- * purpose: FormData re-wraps real Blob/File instances into new File objects whose stream() is
- * native (our override would be skipped), while a File-like object is wrapped by delegation, so
- * its stream() is the one read. The size stays known, so the request keeps its Content-Length.
- */
-export function countingFile(blob: Blob, name: string, onBytes: (sent: number) => void): Blob {
-  let sent = 0;
-  const like = {
-    name,
-    type: blob.type,
-    size: blob.size,
-    lastModified: 0,
-    [Symbol.toStringTag]: 'File',
-    stream: (): ReadableStream<Uint8Array> =>
-      blob.stream().pipeThrough(
-        new TransformStream<Uint8Array, Uint8Array>({
-          transform(chunk, controller) {
-            sent += chunk.byteLength;
-            onBytes(sent);
-            controller.enqueue(chunk);
-          },
-        }),
-      ),
-    arrayBuffer: (): Promise<ArrayBuffer> => blob.arrayBuffer(),
-    text: (): Promise<string> => blob.text(),
-    slice: (start?: number, end?: number, type?: string): Blob => blob.slice(start, end, type),
-  };
-  // Cast: FormData accepts any object shaped like a File (see above); TypeScript wants a Blob.
-  return like as unknown as Blob;
-}
-
-/**
  * One upload attempt (API.md §6): multipart metadata + file, the file streamed from disk through a
- * fresh file-backed Blob (never a buffer, never one reused across attempts).
+ * fresh handle (never the whole file in memory, never a handle reused across attempts).
  */
 export async function sendArtifact(client: AgentClient, type: ArtifactType, prepared: Prepared, options: SendOptions = {}): Promise<ArtifactResponse & { status: number }> {
-  const blob = await openAsBlob(prepared.path, { type: prepared.contentType });
   const onProgress = options.onProgress;
-  const file = onProgress === undefined ? blob : countingFile(blob, prepared.filename, (sent) => onProgress(sent, prepared.size));
+  const file = fileSource(prepared.path, {
+    type: prepared.contentType,
+    size: prepared.size,
+    onBytes: onProgress === undefined ? undefined : (sent) => onProgress(sent, prepared.size),
+  });
   return client.uploadArtifact({
     metadata: {
       type,
