@@ -245,6 +245,8 @@ describe('install.sh: re-runs', () => {
   it('--force without a token stops before changing anything', async () => {
     const host = await newHost();
     await installFresh(host);
+    // The running agent rewrites its state files; stop it for a stable picture of the root.
+    await host.stopAgent();
     const tree = await listTree(host.root);
     const callsBefore = (await host.calls()).length;
     const enrollsBefore = enrollRequests();
@@ -254,7 +256,6 @@ describe('install.sh: re-runs', () => {
     expect(result.code).toBe(64);
     expect(result.stderr).toContain('no enrollment token');
     expect(result.stderr).toContain('Nothing was changed.');
-    await host.stopAgent();
     expect(await listTree(host.root)).toEqual(tree);
     expect((await host.calls()).length).toBe(callsBefore);
     expect(enrollRequests()).toBe(enrollsBefore);
