@@ -7,6 +7,7 @@ import { createGzip } from 'node:zlib';
 import { Header, Pax, type HeaderData } from 'tar';
 import { AbortedError } from '../errors.js';
 import { fsyncDirectory, tempPathFor } from '../util/atomic-write.js';
+import { releaseConsumedChunks } from '../util/gc.js';
 
 /**
  * Deterministic .tar.gz of a directory: the same tree always gives the same bytes, so the same
@@ -30,6 +31,8 @@ export const PACK_MTIME = new Date(Date.UTC(2000, 0, 1));
 const BLOCK = 512;
 const GZIP_LEVEL = 6;
 const READ_CHUNK = 256 * 1024;
+/** Consumed input chunks are freed this often (see util/gc.ts): a 64 MiB capture would otherwise leave ~30 MB of garbage. */
+const RELEASE_EVERY_BYTES = 4 * 1024 * 1024;
 /** A capture with more entries than this is not an incident bundle; the walk keeps them in memory. */
 export const MAX_PACK_ENTRIES = 100_000;
 
@@ -138,11 +141,17 @@ async function* fileChunks(entry: WalkEntry): AsyncGenerator<Buffer> {
     const size = before.size;
     yield* headerBlocks({ ...baseHeader(entry), mode: normalisedMode('file', before.mode), size, type: 'File' });
     let done = 0;
+    let sinceRelease = 0;
     while (done < size) {
       const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - done));
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, done);
       if (bytesRead === 0) throw new PackError('changed', `${entry.rel} shrank while being packed`);
       done += bytesRead;
+      sinceRelease += bytesRead;
+      if (sinceRelease >= RELEASE_EVERY_BYTES) {
+        sinceRelease = 0;
+        releaseConsumedChunks();
+      }
       yield buffer.subarray(0, bytesRead);
     }
     const after = await handle.stat();

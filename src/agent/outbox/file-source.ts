@@ -1,6 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { BodySource } from '../../api/multipart.js';
-import { releaseSentChunks } from '../../util/gc.js';
+import { releaseConsumedChunks } from '../../util/gc.js';
 
 /** Large enough that a 64 MiB upload is 256 reads; small enough to keep little in flight. */
 const CHUNK_BYTES = 256 * 1024;
@@ -57,7 +57,7 @@ export function fileSource(path: string, options: FileSourceOptions): BodySource
               sinceRelease += bytesRead;
               if (sinceRelease >= RELEASE_EVERY_BYTES) {
                 sinceRelease = 0;
-                releaseSentChunks();
+                releaseConsumedChunks();
               }
               options.onBytes?.(position);
               controller.enqueue(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
