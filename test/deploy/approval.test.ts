@@ -36,7 +36,7 @@ describe('staging and prod require a valid approval credential', () => {
     await agent.fetch();
     await agent.flush();
     expect(reportsFor(cp, deployment)).toEqual([['failed', 'approval_invalid']]);
-    expect(cp.statusReports.at(-1)?.body.message).toMatch(/must carry an approval credential/);
+    expect(cp.statusReports.at(-1)?.body.message).toMatch(new RegExp(`a deployment to a ${posture} environment must carry an approval credential`));
     expect(cp.requestsTo('bundle')).toHaveLength(0);
     expect(await agent.current()).toBeUndefined();
   });
@@ -45,7 +45,7 @@ describe('staging and prod require a valid approval credential', () => {
     const { agent } = await agentIn('dev', { agentPosture: undefined });
     const deployment = cp.publishDeployment({ agentId: agent.agentId, bundle: bundleA });
     await agent.fetch();
-    expect(agent.state().deployment.failed).toMatchObject({ deployment_id: deployment.deployment_id, reason: 'approval_invalid' });
+    expect(agent.state().deployment.failed).toMatchObject({ deployment_id: deployment.deployment_id, reason: 'approval_invalid', message: expect.stringContaining('BYTEOR_ENVIRONMENT_POSTURE is not set') });
   });
 
   it('an expired credential, or one for another environment, is refused', async () => {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { http } from 'msw';
 import { describe, expect, it } from 'vitest';
 import { FAILED_RETRY_BASE_MS } from '../../src/agent/deploy/failure.js';
 import { buildBundleSync } from '../control-plane/bundles.js';
@@ -10,7 +11,7 @@ import { VirtualClock } from '../support/virtual-clock.js';
 import { cacheContents, deployAgent, listTree, readThroughCurrent, reportsFor } from './fixture.js';
 
 const clock = new VirtualClock();
-const { cp, baseUrl } = setupControlPlane({ now: () => clock.now() });
+const { cp, baseUrl, server } = setupControlPlane({ now: () => clock.now() });
 
 const bundleA = buildBundleSync({ 'spec.kv': 'version=a\n', 'conf/app.conf': 'a\n' });
 const bundleB = buildBundleSync({ 'spec.kv': 'version=b\n', 'conf/app.conf': 'b\n' });
@@ -107,6 +108,44 @@ describe('a deployment goes active', () => {
     expect(await agent.current()).toBe(deployment.bundle.sha256);
     // The API requests around it still carry the key.
     expect(cp.requestsTo('deployment')[0]?.headers.authorization).toBe(`Bearer ${agent.apiKey}`);
+  });
+});
+
+describe('what the bundle server sends is not trusted', () => {
+  it('stops reading as soon as a response runs past size_bytes (no Content-Length to go by)', async () => {
+    const agent = await deployAgent({ cp, baseUrl, clock });
+    const deployment = cp.publishDeployment({ agentId: agent.agentId, bundle: bundleA });
+    let sent = 0;
+    // An endless body without Content-Length: the agent must not fill the disk with it.
+    server.use(
+      http.get(`${baseUrl}${deployment.bundle.url}`, () => {
+        const chunk = new Uint8Array(64 * 1024);
+        return new Response(
+          new ReadableStream<Uint8Array>({
+            pull(controller) {
+              sent += chunk.length;
+              if (sent > 64 * 1024 * 1024) controller.close();
+              else controller.enqueue(chunk);
+            },
+          }),
+          { status: 200, headers: { 'content-type': 'application/gzip' } },
+        );
+      }),
+    );
+    await agent.fetch();
+    expect(agent.state().deployment.failed).toMatchObject({ reason: 'size_mismatch', message: expect.stringContaining('more than') });
+    expect(sent).toBeLessThan(1024 * 1024);
+    expect(await cacheContents(agent.layout)).toEqual({ bundles: [], downloads: [], stray: [] });
+  });
+
+  it('a refusal by the storage behind a pre-signed URL is transient, not a missing scope', async () => {
+    const agent = await deployAgent({ cp, baseUrl, clock });
+    const deployment = cp.publishDeployment({ agentId: agent.agentId, bundle: bundleA, bundleUrl: 'cross-origin' });
+    cp.fault('bundle', { status: 403, body: '<Error><Code>AccessDenied</Code></Error>' });
+    const err: unknown = await agent.fetch().catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'TransientError', retryable: true, status: 403 });
+    await agent.fetch();
+    expect(await agent.current()).toBe(deployment.bundle.sha256);
   });
 });
 

@@ -60,7 +60,11 @@ export async function verifyDeployment(deployment: Deployment, deps: VerifyDeps,
   const credential = deployment.approval_credential;
   if (credential === null || credential === undefined) {
     if (approvalRequired(posture)) {
-      throw new DeployFailure('approval_invalid', `a deployment to a ${posture ?? 'posture-unknown'} environment must carry an approval credential, and this one carries none`);
+      const why =
+        posture === undefined
+          ? "this agent does not know its environment's posture (BYTEOR_ENVIRONMENT_POSTURE is not set; re-enrolling writes it), so it requires an approval credential"
+          : `a deployment to a ${posture} environment must carry an approval credential`;
+      throw new DeployFailure('approval_invalid', `${why}, and this one carries none`);
     }
     return { approval: undefined };
   }
