@@ -37,10 +37,10 @@ export async function outboxCounts(layout: StateLayout): Promise<OutboxCounts> {
   return { pending, pending_bytes: pendingBytes, rejected };
 }
 
-/** Rejected entries with their reason.json, newest last, for `status`. */
+/** Rejected entries with their reason.json, the newest `limit` of them, newest last, for `status`. */
 export async function rejectedEntries(layout: StateLayout, limit = 20): Promise<RejectedEntry[]> {
   const out: RejectedEntry[] = [];
-  for (const name of (await listVisible(layout.rejectedDir)).sort().slice(-limit)) {
+  for (const name of await listVisible(layout.rejectedDir)) {
     let reason = 'unknown';
     let type = 'unknown';
     let rejectedAt: string | null = null;
@@ -54,5 +54,7 @@ export async function rejectedEntries(layout: StateLayout, limit = 20): Promise<
     }
     out.push({ name, type, reason, rejected_at: rejectedAt });
   }
-  return out;
+  // By rejection time (ISO strings sort as times; unknown first), then name.
+  out.sort((a, b) => (a.rejected_at ?? '').localeCompare(b.rejected_at ?? '') || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return out.slice(-limit);
 }

@@ -210,3 +210,38 @@ describe('outbox: disk full while packing', () => {
     expect(beats.at(-1)).toEqual([]);
   });
 });
+
+describe('outbox: an entry the agent cannot read', () => {
+  it('is kept with an outbox_unreadable problem naming it, while other entries go up', async () => {
+    let denied = true;
+    const h = await startHarness({
+      cp,
+      baseUrl,
+      clock,
+      extra: {
+        outbox: {
+          watch: false,
+          hooks: {
+            stage: (stage, entry) => {
+              if (stage === 'packing' && entry.name === 'root-only' && denied) throw Object.assign(new Error(`EACCES: permission denied, open '${entry.path}/core'`), { code: 'EACCES' });
+            },
+          },
+        },
+      },
+    });
+    running.push(h);
+    await dropEntry(h.stateDir, 'incident_bundle', 'root-only', CAPTURE, { mtime: new Date(1_000) });
+    await dropEntry(h.stateDir, 'diagnostic', 'fine.txt', 'fine', { mtime: new Date(2_000) });
+    h.runtime.start();
+    await h.advance(11 * SEC);
+    expect(cp.artifacts.map((a) => a.filename)).toEqual(['fine.txt']);
+    expect(await pending(h.stateDir)).toEqual(['incident_bundle/root-only']);
+    const doc = (await h.readJson('status.json')) as unknown as StatusDocument;
+    expect(doc.problems).toContainEqual(expect.objectContaining({ code: 'outbox_unreadable', message: expect.stringContaining('incident_bundle/root-only'), fix: expect.stringContaining('chown byteor-agent') }));
+
+    denied = false;
+    await h.advance(30 * SEC);
+    expect(cp.artifacts.map((a) => a.filename)).toEqual(['fine.txt', 'root-only.tar.gz']);
+    expect(((await h.readJson('status.json')) as unknown as StatusDocument).problems).toEqual([]);
+  });
+});
