@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli.js';
@@ -56,6 +56,27 @@ describe('byteor-agent upload (queue)', () => {
     expect((await stat(join(s.stateDir, 'outbox', 'diagnostic', 'dmesg.txt'))).mtime.toISOString()).toBe('2026-01-02T03:04:05.000Z');
     expect(await readFile(source, 'utf8')).toBe('kernel log\n');
     expect(cp.requestsTo('artifacts')).toHaveLength(0);
+  });
+
+  it("hands what it queues to the state directory's owner (the agent's user) when run as root", async () => {
+    const s = await setup();
+    const asRoot = process.getuid?.() === 0;
+    // As root, make the state directory belong to another user, as systemd's StateDirectory= does.
+    const owner = asRoot ? 65534 : process.getuid!();
+    if (asRoot) await chown(s.stateDir, owner, owner);
+    const source = join(s.dir, 'capture');
+    await writeContent(source, { 'a.txt': 'a', 'sub/b.txt': 'b' });
+    // A capture written by root with mode 000 must still be readable by the agent once queued.
+    if (asRoot) await chmod(join(source, 'a.txt'), 0o000);
+    const run = await cli(s, ['upload', '--type', 'incident_bundle', source]);
+    expect(run.code).toBe(0);
+    const placed = join(s.stateDir, 'outbox', 'incident_bundle', 'capture');
+    for (const path of [join(s.stateDir, 'outbox'), join(s.stateDir, 'outbox', 'incident_bundle'), placed, join(placed, 'a.txt'), join(placed, 'sub', 'b.txt')]) {
+      const info = await stat(path);
+      expect({ path, uid: info.uid }).toEqual({ path, uid: owner });
+      // The owner can read it (and list and remove within directories).
+      expect(info.mode & (info.isDirectory() ? 0o700 : 0o600)).toBe(info.isDirectory() ? 0o700 : 0o600);
+    }
   });
 
   it('moves a directory with --move', async () => {

@@ -155,7 +155,8 @@ export async function rejectEntry(
   const reason = {
     reason: rejection.reason,
     code: rejection.code,
-    type: entry.type,
+    // '' is an entry placed directly in outbox/, outside any type directory.
+    type: entry.type === '' ? 'none' : entry.type,
     name: entry.name,
     artifact,
     rejected_at: new Date(now).toISOString(),
