@@ -13,7 +13,8 @@ CP_PID=
 
 cleanup() {
   if [ -n "$CP_PID" ]; then
-    kill "$CP_PID" 2>/dev/null || true
+    # The whole process group: npx -> tsx -> node.
+    kill -- -"$CP_PID" 2>/dev/null || true
     wait "$CP_PID" 2>/dev/null || true
   fi
   if [ -n "$WORK" ]; then
@@ -59,7 +60,8 @@ main() {
   [ "$version" = "$want" ] || fail "--version printed '$version', expected '$want'"
   printf 'smoke-sea: ok: %s --version -> %s (no node on the host)\n' "$BINARY" "$version"
 
-  npx tsx scripts/control-plane.ts >"$WORK/cp.json" 2>"$WORK/cp.log" &
+  # A process group of its own (setsid), so that cleanup ends npx and the node processes under it.
+  setsid npx tsx scripts/control-plane.ts >"$WORK/cp.json" 2>"$WORK/cp.log" &
   CP_PID=$!
   local deadline=$((SECONDS + 60)) info=
   while [ -z "$info" ]; do
