@@ -93,7 +93,8 @@ export interface Deployment {
   environment_id: string;
   created_at: string;
   bundle: BundleRef;
-  approval_credential: string | null;
+  /** Absent and null both mean none; kept exactly as received because the signature covers it. */
+  approval_credential?: string | null;
   signature: DeploymentSignature;
   [member: string]: unknown;
 }

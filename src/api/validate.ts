@@ -66,7 +66,8 @@ export function deploymentProblem(body: unknown): string | undefined {
 }
 
 export function asDeployment(body: Obj): Deployment {
-  return { ...(body as Deployment), approval_credential: (body.approval_credential as string | null | undefined) ?? null };
+  // Verbatim: adding or normalising a member would change the JSON the signature covers.
+  return body as Deployment;
 }
 
 export function jwksProblem(body: unknown): string | undefined {

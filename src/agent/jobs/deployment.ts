@@ -17,28 +17,6 @@ export interface DeploymentHandler {
   cleared(signal: AbortSignal): Promise<void>;
 }
 
-/** Until the pipeline exists: remembers the target so `status` and the heartbeat can show it. */
-export class RecordingDeploymentHandler implements DeploymentHandler {
-  constructor(
-    private readonly store: StateStore,
-    private readonly now: () => number,
-  ) {}
-
-  async handle(deployment: Deployment): Promise<void> {
-    await this.store.update((s) => {
-      s.deployment.target = { deployment, seen_at: new Date(this.now()).toISOString() };
-    });
-  }
-
-  async reconcile(): Promise<void> {}
-
-  async cleared(): Promise<void> {
-    await this.store.update((s) => {
-      s.deployment.target = null;
-    });
-  }
-}
-
 export class DeploymentJob implements Job {
   readonly name = 'deployment';
 
@@ -54,8 +32,13 @@ export class DeploymentJob implements Job {
   }
 
   startupSpreadMs(): number {
-    // "Right after start", yet spread over half a minute so a restarted fleet does not arrive at once.
-    return this.store.state.heartbeat.sequence === 0 ? 1_000 : Math.min(this.interval, 30_000);
+    // A fresh install fetches right away, and so does an agent whose download or activation a
+    // restart interrupted (the first run finishes it). Any other restart spreads over the whole
+    // interval, like the heartbeat: its bundle is still active, and a restarted fleet must not
+    // fetch all at once (half a minute doubled the deployment rate for that half minute; see
+    // startupDelay).
+    const { heartbeat, deployment } = this.store.state;
+    return heartbeat.sequence === 0 || deployment.work !== null ? 1_000 : this.interval;
   }
 
   async run(signal: AbortSignal): Promise<void> {
