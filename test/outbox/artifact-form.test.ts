@@ -37,12 +37,12 @@ describe('fileSource', () => {
   it('streams the file in chunks and reports progress', async () => {
     const dir = await tempDir();
     const path = join(dir, 'a.bin');
-    const content = Buffer.alloc(600 * 1024, 9);
+    const content = Buffer.alloc(2.5 * 1024 * 1024, 9);
     await writeFile(path, content);
     const seen: number[] = [];
     const source = fileSource(path, { type: 'application/octet-stream', size: content.length, onBytes: (sent) => seen.push(sent) });
     expect(await collect(source.stream())).toEqual(content);
-    expect(seen).toEqual([256 * 1024, 512 * 1024, 600 * 1024]);
+    expect(seen).toEqual([1024 * 1024, 2 * 1024 * 1024, 2.5 * 1024 * 1024]);
     // A fresh handle per stream: a second attempt reads it all again.
     expect((await collect(source.stream())).length).toBe(content.length);
   });
