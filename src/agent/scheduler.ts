@@ -8,7 +8,11 @@ export interface Job {
   readonly name: string;
   /** Healthy period, read at each scheduling decision (the heartbeat adopts the server's advice). */
   intervalMs(): number;
-  /** The first run after start lands uniformly within this window (0: right away). */
+  /**
+   * The first run after start lands within this window (0: right away): uniformly when it is
+   * shorter than the interval; when it is the whole interval, as a steady-state phase (see
+   * startupDelay), which may reach 1.2 × the interval.
+   */
   startupSpreadMs(): number;
   /**
    * Throws typed errors (api/errors.ts) on failure; the scheduler decides what they mean. Resolves
@@ -75,7 +79,7 @@ export class Scheduler {
   start(): void {
     if (this.started) return;
     this.started = true;
-    for (const slot of this.slots.values()) this.schedule(slot, startupDelay(slot.job.startupSpreadMs(), this.options.random()));
+    for (const slot of this.slots.values()) this.schedule(slot, startupDelay(slot.job.startupSpreadMs(), this.options.random(), slot.job.intervalMs()));
   }
 
   /** Runs `name` soon (after `delayMs`), but never before its backoff allows. */

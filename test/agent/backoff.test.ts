@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimitedError, TransientError, UnauthorizedError, ForbiddenError } from '../../src/api/errors.js';
-import { backoffDelay, dispositionOf, jittered, nextDelay, TIMING } from '../../src/agent/backoff.js';
+import { backoffDelay, dispositionOf, jittered, nextDelay, startupDelay, TIMING } from '../../src/agent/backoff.js';
+import { seededRandom } from '../support/virtual-clock.js';
 import { AbortedError } from '../../src/errors.js';
 
 const facts = { method: 'POST', path: '/x' };
@@ -49,5 +50,40 @@ describe('next-delay decision', () => {
     expect(dispositionOf(new AbortedError())).toEqual({ kind: 'stopped' });
     // A bug or a disk error must not stop the agent: back off and try again.
     expect(dispositionOf(new Error('EIO'))).toEqual({ kind: 'transient', retryAfterMs: undefined });
+  });
+});
+
+describe('first run after start', () => {
+  it('spreads a short window uniformly (fresh installs: the first heartbeat within 1 s)', () => {
+    expect(startupDelay(1_000, 0, 30_000)).toBe(0);
+    expect(startupDelay(1_000, 0.999, 30_000)).toBe(999);
+    expect(startupDelay(1_000, 0.5)).toBe(500);
+  });
+
+  it('after a restart, draws the steady-state phase: uniform to 0.8 interval, then tapering to 1.2', () => {
+    expect(startupDelay(30_000, 0.4, 30_000)).toBe(12_000);
+    expect(startupDelay(30_000, 0.8, 30_000)).toBe(24_000);
+    expect(startupDelay(30_000, 0.9875, 30_000)).toBe(33_000);
+    expect(startupDelay(30_000, 0.999999, 30_000)).toBeLessThanOrEqual(36_000);
+  });
+
+  /** Requests per second of `agents` jobs started together, each then repeating with the jittered interval. */
+  function fleetRate(agents: number, first: (random: number) => number, intervalMs: number, horizonMs: number): number[] {
+    const random = seededRandom(7);
+    const perSecond = new Array<number>(Math.ceil(horizonMs / 1000)).fill(0);
+    for (let i = 0; i < agents; i += 1) {
+      for (let at = first(random()); at < horizonMs; at += jittered(intervalMs, random())) perSecond[Math.floor(at / 1000)]! += 1;
+    }
+    return perSecond;
+  }
+
+  it('keeps a restarted fleet at its steady rate from the start, where a uniform spread overshoots', () => {
+    const agents = 30_000;
+    const steady = agents / 30; // per second
+    const restarted = fleetRate(agents, (r) => startupDelay(30_000, r, 30_000), 30_000, 120_000);
+    expect(Math.max(...restarted) / steady).toBeLessThan(1.1);
+    expect(Math.min(...restarted) / steady).toBeGreaterThan(0.9);
+    const uniform = fleetRate(agents, (r) => Math.round(30_000 * r), 30_000, 120_000);
+    expect(Math.max(...uniform) / steady).toBeGreaterThan(1.3);
   });
 });
