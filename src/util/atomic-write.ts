@@ -17,9 +17,14 @@ export function tempPathFor(path: string): string {
 
 /** fsync a directory so a rename inside it survives power loss. */
 export async function fsyncDirectory(dir: string): Promise<void> {
+  await fsyncPath(dir);
+}
+
+/** fsync a file or directory by path (opened read-only). */
+export async function fsyncPath(path: string): Promise<void> {
   let handle: FileHandle | undefined;
   try {
-    handle = await open(dir, 'r');
+    handle = await open(path, 'r');
     await handle.sync();
   } catch (err) {
     // Some filesystems refuse fsync on a directory (EINVAL/EISDIR); the rename is still atomic there.

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, copyFile, cp, lchown, link, lstat, mkdir, open, readdir, rename, rm, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { chmod, copyFile, cp, lchown, link, lstat, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { ArtifactType } from '../../api/types.js';
 import type { StateLayout } from '../../state/layout.js';
-import { fsyncDirectory } from '../../util/atomic-write.js';
+import { fsyncDirectory, fsyncPath } from '../../util/atomic-write.js';
 import { PLACE_TEMP_PREFIX } from './disk.js';
 
 /**
@@ -69,16 +69,7 @@ async function settleTree(path: string, owner: { uid: number; gid: number }): Pr
   if (info.isDirectory()) {
     for (const child of await readdir(path)) await settleTree(join(path, child), owner);
   }
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(path, 'r');
-    await handle.sync();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM') throw err;
-  } finally {
-    await handle?.close();
-  }
+  await fsyncPath(path);
 }
 
 /** Renames (or links, for files: never replacing anything) `temp` to the first free name. */
