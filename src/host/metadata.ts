@@ -1,4 +1,5 @@
 import os from 'node:os';
+import si from 'systeminformation';
 import type { HostOs } from '../api/types.js';
 import { AGENT_VERSION } from '../version.js';
 import { withTimeout } from './with-timeout.js';
@@ -22,8 +23,6 @@ let cached: Promise<HostMetadata> | undefined;
 /** Static facts about the host, for enrollment and snapshots; computed once and cached. */
 export function hostMetadata(): Promise<HostMetadata> {
   cached ??= (async () => {
-    // Loaded on demand: a running agent that never enrolls does not carry it in memory.
-    const { default: si } = await import('systeminformation');
     const info = await withTimeout(
       si.osInfo().then((o): HostOs => ({
         platform: o.platform || os.platform(),

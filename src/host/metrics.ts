@@ -1,5 +1,6 @@
-import { readFile, statfs } from 'node:fs/promises';
+import { statfs } from 'node:fs/promises';
 import os from 'node:os';
+import si from 'systeminformation';
 import type { HostMetrics } from '../api/types.js';
 import { withTimeout } from './with-timeout.js';
 
@@ -8,13 +9,11 @@ const PROBE_TIMEOUT_MS = 1_000;
 
 /**
  * MemAvailable (what the kernel says can be allocated without swapping); os.freemem() counts page
- * cache as used and reads near zero on a busy host, so it is only the fallback. Read from
- * /proc/meminfo directly, as systeminformation's mem() does on Linux: loading that library just
- * for this kept ~10 MB resident in every running agent (scripts/bench/footprint.ts).
+ * cache as used and reads near zero on a busy host, so it is only the fallback.
  */
 async function memory(): Promise<{ total: number; available: number }> {
   return withTimeout(
-    readFile('/proc/meminfo', 'utf8').then(parseMeminfo),
+    si.mem().then((m) => ({ total: m.total, available: m.available })),
     PROBE_TIMEOUT_MS,
     () => ({ total: os.totalmem(), available: os.freemem() }),
   );
@@ -41,14 +40,4 @@ export async function hostMetrics(stateDir: string): Promise<HostMetrics> {
     mem_available_bytes: mem.available,
     disk_free_bytes: diskFree,
   };
-}
-
-/** MemTotal and MemAvailable from /proc/meminfo (kB), as systeminformation's mem() reads them. */
-export function parseMeminfo(text: string): { total: number; available: number } {
-  const kb = (field: string): number => {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(text);
-    if (match?.[1] === undefined) throw new Error(`/proc/meminfo has no ${field}`);
-    return Number(match[1]) * 1024;
-  };
-  return { total: kb('MemTotal'), available: kb('MemAvailable') };
 }
