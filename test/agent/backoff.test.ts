@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimitedError, TransientError, UnauthorizedError, ForbiddenError } from '../../src/api/errors.js';
 import { backoffDelay, dispositionOf, jittered, nextDelay, startupDelay, TIMING } from '../../src/agent/backoff.js';
+import { FRESH_HEARTBEAT_SPREAD_MS, HeartbeatJob, type HeartbeatDeps } from '../../src/agent/jobs/heartbeat.js';
+import { emptyState } from '../../src/state/agent-state.js';
 import { seededRandom } from '../support/virtual-clock.js';
 import { AbortedError } from '../../src/errors.js';
 
@@ -58,6 +60,16 @@ describe('first run after start', () => {
     expect(startupDelay(1_000, 0, 30_000)).toBe(0);
     expect(startupDelay(1_000, 0.999, 30_000)).toBe(999);
     expect(startupDelay(1_000, 0.5)).toBe(500);
+  });
+
+  it("schedules a fresh install's first heartbeat within 0.5 s of start (1 s of spawn), a restarted one over the interval", () => {
+    const state = emptyState();
+    // Only the state is read to decide the spread; the rest of the job is not involved.
+    const job = new HeartbeatJob({ store: { state }, now: Date.now } as unknown as HeartbeatDeps);
+    expect(job.startupSpreadMs()).toBe(FRESH_HEARTBEAT_SPREAD_MS);
+    expect(startupDelay(job.startupSpreadMs(), 0.999999, job.intervalMs())).toBeLessThanOrEqual(500);
+    state.heartbeat.sequence = 12;
+    expect(job.startupSpreadMs()).toBe(30_000);
   });
 
   it('after a restart, draws the steady-state phase: uniform to 0.8 interval, then tapering to 1.2', () => {

@@ -46,7 +46,8 @@ describe('heartbeats', () => {
     h.runtime.start();
     await h.advance(120_000);
     const times = sentAt(h.agentId);
-    expect(times[0]! - start).toBeLessThanOrEqual(1_000);
+    // Within half a second of start: with the process start, within 1 s of spawn.
+    expect(times[0]! - start).toBeLessThanOrEqual(500);
     expect(times.length).toBeGreaterThanOrEqual(10);
     for (const gap of gaps(times)) {
       expect(gap).toBeGreaterThanOrEqual(8_000);
