@@ -80,17 +80,27 @@ export function lastJsonLine(stdout: string): Json | undefined {
   }
 }
 
+/** A benchmark that hangs must not hang the table: each gets this long. */
+const BENCH_TIMEOUT_MS = 20 * 60_000;
+
 function runBench(file: string): Promise<{ code: number | null; stdout: string; seconds: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const child = spawn(process.execPath, [TSX, file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const timer = setTimeout(() => {
+      process.stderr.write(`${basename(file)}: no result after ${BENCH_TIMEOUT_MS / 60_000} min; stopping it\n`);
+      child.kill('SIGKILL');
+    }, BENCH_TIMEOUT_MS);
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       process.stderr.write(chunk);
     });
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, seconds: Math.round((Date.now() - started) / 1000) }));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, seconds: Math.round((Date.now() - started) / 1000) });
+    });
   });
 }
 
