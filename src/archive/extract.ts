@@ -4,7 +4,8 @@ import { basename, dirname, join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { Unpack, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
+import { loadTar } from './tar-module.js';
 import { AbortedError } from '../errors.js';
 import { fsyncDirectory } from '../util/atomic-write.js';
 import { admit, decideEntry, newTally } from './entry-policy.js';
@@ -55,6 +56,7 @@ export async function extractArchive(archivePath: string, dest: string, options:
   let accounted = 0;
   let decompressed = 0;
 
+  const { Unpack } = await loadTar();
   const unpack = new Unpack({
     cwd: staging,
     strict: true,

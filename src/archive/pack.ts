@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { Header, Pax, type HeaderData } from 'tar';
+import type { HeaderData } from 'tar';
+import { loadTar } from './tar-module.js';
 import { AbortedError } from '../errors.js';
 import { fsyncDirectory, tempPathFor } from '../util/atomic-write.js';
 import { releaseConsumedChunks } from '../util/gc.js';
@@ -107,12 +108,12 @@ export function normalisedMode(kind: WalkEntry['kind'], mode: number): number {
   return (mode & 0o100) !== 0 ? 0o755 : 0o644;
 }
 
-function headerBlocks(data: HeaderData): Buffer[] {
+function headerBlocks(tar: Awaited<ReturnType<typeof loadTar>>, data: HeaderData): Buffer[] {
   const block = Buffer.alloc(BLOCK);
-  const needsPax = new Header(data).encode(block);
+  const needsPax = new tar.Header(data).encode(block);
   if (!needsPax) return [block];
   // Only what ustar cannot hold; the pax header's own header is as fixed as the entry's.
-  const pax = new Pax({ path: data.path, linkpath: data.linkpath === '' ? undefined : data.linkpath, mtime: PACK_MTIME }).encode();
+  const pax = new tar.Pax({ path: data.path, linkpath: data.linkpath === '' ? undefined : data.linkpath, mtime: PACK_MTIME }).encode();
   return [pax, block];
 }
 
@@ -122,24 +123,25 @@ function baseHeader(entry: WalkEntry): HeaderData {
 
 /** The tar stream of `entries`, reading each file exactly as large as it was when opened. */
 async function* tarChunks(entries: WalkEntry[]): AsyncGenerator<Buffer> {
+  const tar = await loadTar();
   for (const entry of entries) {
     if (entry.kind === 'dir') {
-      yield* headerBlocks({ ...baseHeader(entry), path: `${entry.rel}/`, type: 'Directory' });
+      yield* headerBlocks(tar, { ...baseHeader(entry), path: `${entry.rel}/`, type: 'Directory' });
     } else if (entry.kind === 'symlink') {
-      yield* headerBlocks({ ...baseHeader(entry), type: 'SymbolicLink', linkpath: await readlink(entry.abs) });
+      yield* headerBlocks(tar, { ...baseHeader(entry), type: 'SymbolicLink', linkpath: await readlink(entry.abs) });
     } else {
-      yield* fileChunks(entry);
+      yield* fileChunks(tar, entry);
     }
   }
   yield Buffer.alloc(2 * BLOCK);
 }
 
-async function* fileChunks(entry: WalkEntry): AsyncGenerator<Buffer> {
+async function* fileChunks(tar: Awaited<ReturnType<typeof loadTar>>, entry: WalkEntry): AsyncGenerator<Buffer> {
   const handle = await open(entry.abs, 'r');
   try {
     const before = await handle.stat();
     const size = before.size;
-    yield* headerBlocks({ ...baseHeader(entry), mode: normalisedMode('file', before.mode), size, type: 'File' });
+    yield* headerBlocks(tar, { ...baseHeader(entry), mode: normalisedMode('file', before.mode), size, type: 'File' });
     let done = 0;
     let sinceRelease = 0;
     while (done < size) {

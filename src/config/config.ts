@@ -236,7 +236,10 @@ export async function loadConfig(input: LoadConfigInput = {}): Promise<Config> {
     labels = parsed.labels;
   }
 
-  const stateDir = r.get('BYTEOR_STATE_DIR') ?? defaultStateDir(env);
+  const stateDirRaw = r.get('BYTEOR_STATE_DIR') ?? defaultStateDir(env);
+  // A path typed on the command line means "from here"; one in a file or the environment has no
+  // obvious base, so it must be absolute.
+  const stateDir = r.sources.BYTEOR_STATE_DIR === 'flag' ? resolve(stateDirRaw) : stateDirRaw;
   if (!isAbsolute(stateDir)) {
     r.fail('BYTEOR_STATE_DIR', `is not an absolute path ("${stateDir}")`, envFileFix('BYTEOR_STATE_DIR', envFile, DEFAULT_STATE_DIR));
   }

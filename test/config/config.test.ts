@@ -47,6 +47,11 @@ describe('loadConfig', () => {
     expect((await loadConfig({ flags: { config: path }, env: {} })).stateDir).toBe('/var/lib/byteor-agent');
   });
 
+  it('resolves a relative --state-dir against the working directory, but not one from a file', async () => {
+    const path = await envFile([]);
+    expect((await loadConfig({ flags: { config: path, stateDir: 'rel/state' }, env: {} })).stateDir).toBe(join(process.cwd(), 'rel/state'));
+  });
+
   it('parses labels from the variable or repeated --label flags', async () => {
     const path = await envFile(["BYTEOR_AGENT_LABELS='region=eu-west-1,rack=r12'"]);
     expect((await loadConfig({ flags: { config: path }, env: {} })).labels).toEqual({ region: 'eu-west-1', rack: 'r12' });
