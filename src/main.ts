@@ -24,6 +24,7 @@ function main(): void {
     isTty: process.stdout.isTTY === true,
     progress: process.stderr.isTTY === true ? (text) => process.stderr.write(text) : undefined,
     signal: controller.signal,
+    configureNetwork: (proxyEnv) => installHttpDispatcher(proxyEnv),
   }).then(
     (code) => {
       process.exitCode = code;

@@ -4,11 +4,20 @@ import { EnvHttpProxyAgent, setGlobalDispatcher } from 'undici';
  * Installs the production HTTP stack behind the global fetch: HTTPS_PROXY/HTTP_PROXY/NO_PROXY
  * honoured, bounded connect/header/idle-body timeouts, and a keep-alive shorter than the usual
  * 5 s server idle timeout so a pooled socket is not reused just as the server closes it.
- * Called from main() only: tests leave the global alone so msw sees every request.
+ * Called from main() at start (process environment) and again once a command has loaded its
+ * configuration (which adds proxy variables from agent.env). Tests leave the global alone so msw
+ * sees every request.
  */
-export function installHttpDispatcher(): void {
+export function installHttpDispatcher(proxyEnv: Readonly<Record<string, string>> = process.env as Record<string, string>): void {
+  // Lowercase wins over uppercase, as undici and curl read them.
+  const httpProxy = proxyEnv.http_proxy ?? proxyEnv.HTTP_PROXY;
+  const httpsProxy = proxyEnv.https_proxy ?? proxyEnv.HTTPS_PROXY;
+  const noProxy = proxyEnv.no_proxy ?? proxyEnv.NO_PROXY;
   setGlobalDispatcher(
     new EnvHttpProxyAgent({
+      ...(httpProxy === undefined ? {} : { httpProxy }),
+      ...(httpsProxy === undefined ? {} : { httpsProxy }),
+      ...(noProxy === undefined ? {} : { noProxy }),
       connectTimeout: 10_000,
       headersTimeout: 30_000,
       bodyTimeout: 60_000,

@@ -20,6 +20,11 @@ export interface CommandContext {
   signal: AbortSignal;
   /** JSON log lines go here; stdout when omitted. */
   logDestination?: DestinationStream;
+  /**
+   * Applies the loaded configuration's proxy settings to the process's HTTP stack (main()
+   * installs the dispatcher); tests leave it out so msw keeps intercepting.
+   */
+  configureNetwork?: (proxyEnv: Readonly<Record<string, string>>) => void;
   /** For tests that need a fetch other than the (msw-patched) global one. */
   fetch?: FetchLike;
 }

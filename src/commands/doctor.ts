@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { keyHint } from '../agent/runtime.js';
-import { loadConfig, pickEnvFile, requireIdentity, type Config, type ConfigFlags } from '../config/config.js';
-import { parseEnvText } from '../config/env-file.js';
+import { pickEnvFile, requireIdentity, type Config, type ConfigFlags } from '../config/config.js';
+import { loadCommandConfig } from './load-config.js';
 import { ConfigError, errorMessage, ExitCode } from '../errors.js';
 import { registerSecret, scrubSecrets } from '../log.js';
 import { StateLayout } from '../state/layout.js';
@@ -73,7 +73,7 @@ export async function runChecks(options: DoctorOptions, ctx: CommandContext, dep
   let config: Config | undefined;
   let configResult: CheckResult;
   try {
-    config = await loadConfig({ flags: options, env: ctx.env });
+    config = await loadCommandConfig(options, ctx);
     registerSecret(config.apiKey);
     registerSecret(config.enrollmentToken);
     configResult = configCheck(config);
@@ -93,9 +93,9 @@ export async function runChecks(options: DoctorOptions, ctx: CommandContext, dep
   const layout = new StateLayout(config.stateDir);
   const baseUrl = config.apiBaseUrl;
   if (baseUrl !== undefined) {
-    const fileKeys = facts.text !== undefined && 'ok' in facts.text ? Object.keys(parseEnvText(facts.text.ok)) : [];
-    results.push(judgeProxy(baseUrl, ctx.env, fileKeys));
-    const proxy = proxyFor(baseUrl, ctx.env);
+    const fromFile = Object.keys(config.proxyEnv).filter((key) => ctx.env[key] === undefined);
+    results.push(judgeProxy(baseUrl, config.proxyEnv, fromFile));
+    const proxy = proxyFor(baseUrl, config.proxyEnv);
     const lookup = deps.lookup ?? systemLookup;
     const dns = await checkDns(baseUrl, proxy, lookup);
     results.push(...dns);

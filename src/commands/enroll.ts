@@ -5,7 +5,8 @@ import { ApiError, ForbiddenError, PermanentError, UnauthorizedError } from '../
 import { withRetries } from '../api/retry.js';
 import { Transport } from '../api/transport.js';
 import type { EnrollResponse } from '../api/types.js';
-import { loadConfig, requireApiBaseUrl, type Config, type ConfigFlags } from '../config/config.js';
+import { requireApiBaseUrl, type Config, type ConfigFlags } from '../config/config.js';
+import { loadCommandConfig } from './load-config.js';
 import { EnvFileValueError, writeEnvFile } from '../config/env-file.js';
 import { AgentError, ConfigError, ExitCode } from '../errors.js';
 import { hostMetadata } from '../host/metadata.js';
@@ -110,7 +111,7 @@ export async function runEnroll(options: EnrollOptions, ctx: CommandContext): Pr
   if (options.force === true && options.ifNeeded === true) {
     throw new AgentError('--force and --if-needed contradict each other: pass one of them', ExitCode.usage);
   }
-  const config = await loadConfig({ flags: options, env: ctx.env });
+  const config = await loadCommandConfig(options, ctx);
   const logger: Logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, ...(ctx.logDestination ? { destination: ctx.logDestination } : {}) });
 
   if (config.agentId !== undefined && config.apiKey !== undefined && options.force !== true) {

@@ -1,7 +1,8 @@
 import { AgentRuntime, type RuntimeIntervals, type RuntimeOptions } from '../agent/runtime.js';
 import { SystemdNotifier } from '../agent/systemd-notify.js';
 import type { Clock, RandomSource } from '../agent/clock.js';
-import { loadConfig, requireIdentity, type ConfigFlags } from '../config/config.js';
+import { requireIdentity, type ConfigFlags } from '../config/config.js';
+import { loadCommandConfig } from './load-config.js';
 import { AgentError, ExitCode, errorMessage } from '../errors.js';
 import { createLogger, registerSecret, type Logger } from '../log.js';
 import { openStateDir, StateDirError } from '../state/state-dir.js';
@@ -68,7 +69,7 @@ async function withDeadline(work: Promise<void>, ms: number, logger: Logger): Pr
 }
 
 export async function runRun(options: RunOptions, ctx: CommandContext, deps: RunDeps = {}): Promise<number> {
-  const config = await loadConfig({ flags: options, env: ctx.env });
+  const config = await loadCommandConfig(options, ctx);
   const identity = requireIdentity(config);
   registerSecret(identity.apiKey);
   const intervals = intervalsFrom(options);

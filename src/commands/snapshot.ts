@@ -1,7 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { placeBytes } from '../agent/outbox/place.js';
 import { buildSnapshot } from '../agent/snapshot.js';
-import { loadConfig, type ConfigFlags } from '../config/config.js';
+import { type ConfigFlags } from '../config/config.js';
+import { loadCommandConfig } from './load-config.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { StateLayout } from '../state/layout.js';
 import { formatBytes } from '../util/format.js';
@@ -19,7 +20,7 @@ export function snapshotName(nowMs: number): string {
 /** `byteor-agent snapshot`: queues a `snapshot` artifact of the agent's own state in the outbox. */
 export async function runSnapshot(options: ConfigFlags, ctx: CommandContext, deps: SnapshotDeps = {}): Promise<number> {
   const now = deps.now ?? Date.now;
-  const config = await loadConfig({ flags: options, env: ctx.env });
+  const config = await loadCommandConfig(options, ctx);
   const info = await stat(config.stateDir).catch(() => undefined);
   if (info?.isDirectory() !== true) {
     throw new AgentError(`the agent's state directory ${config.stateDir} does not exist: is the agent installed and has it started once? (pass --state-dir if it lives elsewhere)`, ExitCode.unavailable);

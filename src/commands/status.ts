@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { loadConfig, type Config, type ConfigFlags } from '../config/config.js';
+import { type Config, type ConfigFlags } from '../config/config.js';
+import { loadCommandConfig } from './load-config.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { readStatusFile, type StatusDocument, type StatusRead } from '../state/status-file.js';
 import { formatBytes, formatDuration } from '../util/format.js';
@@ -98,7 +99,7 @@ function heartbeatSinceStart(read: StatusRead, nowMs: number): boolean {
 }
 
 export async function runStatus(options: StatusOptions, ctx: CommandContext): Promise<number> {
-  const config = await loadConfig({ flags: options, env: ctx.env });
+  const config = await loadCommandConfig(options, ctx);
   const path = join(config.stateDir, 'status.json');
   let read = await readStatusFile(path);
 

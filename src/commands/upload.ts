@@ -9,7 +9,8 @@ import { ApiError, PermanentError } from '../api/errors.js';
 import { withRetries, type RetryOptions } from '../api/retry.js';
 import { ARTIFACT_TYPES, MAX_ARTIFACT_BYTES, type ArtifactResponse, type ArtifactType } from '../api/types.js';
 import { PackError, packDirectory } from '../archive/pack.js';
-import { loadConfig, requireIdentity, type Config, type ConfigFlags } from '../config/config.js';
+import { requireIdentity, type Config, type ConfigFlags } from '../config/config.js';
+import { loadCommandConfig } from './load-config.js';
 import { AbortedError, AgentError, ExitCode, errorMessage } from '../errors.js';
 import { registerSecret } from '../log.js';
 import { StateLayout } from '../state/layout.js';
@@ -92,7 +93,7 @@ async function requireStateDir(config: Config): Promise<StateLayout> {
 /** `byteor-agent upload --type T PATH [--now] [--move]`. */
 export async function runUpload(path: string, options: UploadOptions, ctx: CommandContext, deps: UploadDeps = {}): Promise<number> {
   const type = parseType(options.type);
-  const config = await loadConfig({ flags: options, env: ctx.env });
+  const config = await loadCommandConfig(options, ctx);
   const layout = new StateLayout(config.stateDir);
   const source = await checkSource(path, layout);
   if (options.now === true) return uploadNow(source, type, options, config, ctx, deps);

@@ -11,6 +11,9 @@ export const DEFAULT_STATE_DIR = '/var/lib/byteor-agent';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** Proxy variables honoured from the process environment and, failing that, the env file. */
+export const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'] as const;
+
 export const POSTURES = ['dev', 'staging', 'prod'] as const;
 export type EnvironmentPosture = (typeof POSTURES)[number];
 
@@ -59,6 +62,11 @@ export interface Config {
   labels: Labels;
   stateDir: string;
   logLevel: LogLevel;
+  /**
+   * HTTPS_PROXY, HTTP_PROXY, NO_PROXY (and their lowercase forms) as the agent applies them:
+   * the process environment wins, the env file fills in. Names not set anywhere are absent.
+   */
+  proxyEnv: Readonly<Record<string, string>>;
   /** Where each variable's value came from, for error messages and `doctor`. */
   sources: Readonly<Record<string, ValueSource>>;
 }
@@ -249,6 +257,26 @@ export async function loadConfig(input: LoadConfigInput = {}): Promise<Config> {
     r.fail('BYTEOR_LOG_LEVEL', `is not a log level ("${levelRaw}")`, `use one of ${LOG_LEVELS.join(', ')}`);
   }
 
+  const proxyEnv: Record<string, string> = {};
+  for (const name of PROXY_VARIABLES) {
+    const value = env[name] ?? file.values[name];
+    if (value === undefined) continue;
+    if (value !== '' && !['NO_PROXY', 'no_proxy'].includes(name)) {
+      let url: URL | undefined;
+      try {
+        url = new URL(value);
+      } catch {
+        url = undefined;
+      }
+      const source = env[name] !== undefined ? 'from the process environment' : `in ${envFile}`;
+      // The value may hold proxy credentials: never echo it.
+      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+        throw new ConfigError({ variable: name, source, problem: 'is not an http:// or https:// proxy URL', fix: `set ${name}='http://proxy.example:3128' (credentials as http://user:password@proxy:3128)` });
+      }
+    }
+    proxyEnv[name] = value;
+  }
+
   return {
     envFile,
     envFileExists: file.exists,
@@ -265,6 +293,7 @@ export async function loadConfig(input: LoadConfigInput = {}): Promise<Config> {
     labels,
     stateDir,
     logLevel: levelRaw as LogLevel,
+    proxyEnv,
     sources: { ...r.sources },
   };
 }

@@ -135,3 +135,19 @@ describe('loadConfig', () => {
     expect(err.message).toMatch(/byteor-agent enroll/);
   });
 });
+
+describe('proxy variables', () => {
+  it('takes them from the process environment first, then from the env file', async () => {
+    const path = await envFile(["HTTPS_PROXY='http://file-proxy:3128'", "NO_PROXY='.internal'", "BYTEOR_AGENT_ID='agt_1'"]);
+    const config = await loadConfig({ flags: { config: path }, env: { HTTPS_PROXY: 'http://env-proxy:3128' } });
+    expect(config.proxyEnv).toEqual({ HTTPS_PROXY: 'http://env-proxy:3128', NO_PROXY: '.internal' });
+  });
+
+  it('refuses a proxy that is not an http(s) URL without echoing it', async () => {
+    const path = await envFile(["HTTPS_PROXY='proxy.corp:3128:s3cret'"]);
+    const err = await configError(loadConfig({ flags: { config: path }, env: {} }));
+    expect(err.variable).toBe('HTTPS_PROXY');
+    expect(err.message).toContain(`in ${path}`);
+    expect(err.message).not.toContain('s3cret');
+  });
+});

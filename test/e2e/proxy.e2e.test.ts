@@ -1,5 +1,6 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/tmp.js';
@@ -49,6 +50,13 @@ describe('proxy variables', () => {
     expect(once.code).toBe(0);
     const paths = proxy.seen.map((line) => new URL(line.split(' ')[1]!).pathname);
     expect(paths).toEqual(expect.arrayContaining([expect.stringMatching(/\/agents$/), expect.stringMatching(/\/heartbeat$/), expect.stringMatching(/\/deployment$/), expect.stringMatching(/\/signing-keys$/)]));
+
+    // Proxy settings in agent.env count too: the systemd unit gives the agent no environment.
+    const fromFile = proxy.seen.length;
+    await appendFile(envFile, `HTTP_PROXY='${proxy.url}'\n`);
+    const viaFile = await runAgent(['run', '--once', '--config', envFile, '--state-dir', join(dir, 'state')], childEnv());
+    expect(viaFile.code).toBe(0);
+    expect(proxy.seen.length).toBeGreaterThan(fromFile);
 
     const before = proxy.seen.length;
     const bypass = await runAgent(['run', '--once', '--config', envFile, '--state-dir', join(dir, 'state')], childEnv({ HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1' }));

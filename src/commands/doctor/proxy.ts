@@ -1,7 +1,5 @@
 import { pass, redactUrlCredentials, warn, type CheckResult } from './check.js';
 
-const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'] as const;
-
 export type ProxyDecision =
   | { kind: 'direct'; reason: 'no_proxy_set' }
   | { kind: 'direct'; reason: 'no_proxy_match'; variable: string; entry: string }
@@ -44,20 +42,14 @@ export function proxyFor(url: URL, env: NodeJS.ProcessEnv): ProxyDecision {
   return { kind: 'proxy', variable: chosen.variable, proxyUrl: chosen.value };
 }
 
-/** Pure: the proxy line of `doctor`. `fileKeys` are the keys set in agent.env. */
-export function judgeProxy(url: URL, env: NodeJS.ProcessEnv, fileKeys: readonly string[]): CheckResult {
+/**
+ * Pure: the proxy line of `doctor`. `proxyEnv` is the configuration's effective proxy variables
+ * (process environment over env file); `fromFile` names those that came from agent.env.
+ */
+export function judgeProxy(url: URL, proxyEnv: NodeJS.ProcessEnv, fromFile: readonly string[] = []): CheckResult {
   const name = 'proxy';
-  const decision = proxyFor(url, env);
-  const inFile = PROXY_VARIABLES.filter((key) => fileKeys.includes(key));
-  if (inFile.length > 0) {
-    // The agent builds its dispatcher from its process environment; the unit does not load
-    // agent.env into it (no EnvironmentFile=), so these lines change nothing.
-    return warn(
-      name,
-      `${inFile.join(', ')} set in the env file, where the agent does not read proxy settings (it takes them from its process environment); ${describe(url, decision)}`,
-      'set proxy variables for the service with `systemctl edit byteor-agent`: [Service] Environment=HTTPS_PROXY=http://proxy:3128 Environment=NO_PROXY=…, and remove them from the env file',
-    );
-  }
+  const decision = proxyFor(url, proxyEnv);
+  const fileNote = fromFile.length > 0 ? ` (${fromFile.join(', ')} from the env file)` : '';
   if (decision.kind === 'proxy') {
     let proxyUrl: URL | undefined;
     try {
@@ -69,7 +61,7 @@ export function judgeProxy(url: URL, env: NodeJS.ProcessEnv, fileKeys: readonly 
       return warn(name, `${decision.variable} is not an http:// or https:// URL ("${redactUrlCredentials(decision.proxyUrl)}"); requests to ${url.host} will fail`, `set ${decision.variable}=http://proxy.example:3128`);
     }
   }
-  return pass(name, describe(url, decision));
+  return pass(name, describe(url, decision) + fileNote);
 }
 
 function describe(url: URL, decision: ProxyDecision): string {

@@ -39,10 +39,10 @@ describe('doctor: proxy', () => {
     expect(result.detail).not.toContain('s3cret');
   });
 
-  it('warns when proxy variables sit in the env file, where the agent does not read them', () => {
-    const result = judgeProxy(api, {}, ['BYTEOR_AGENT_ID', 'HTTPS_PROXY']);
-    expect(result.status).toBe('warn');
-    expect(result.fix).toMatch(/systemctl edit byteor-agent/);
+  it('says which proxy variables came from the env file', () => {
+    const result = judgeProxy(api, { HTTPS_PROXY: 'http://proxy.corp:3128' }, ['HTTPS_PROXY']);
+    expect(result.status).toBe('pass');
+    expect(result.detail).toBe('api.byteor.com is reached through http://proxy.corp:3128 (HTTPS_PROXY) (HTTPS_PROXY from the env file)');
   });
 
   it('warns about a proxy that is not an http(s) URL', () => {
