@@ -41,7 +41,8 @@ export function registerSecret(value: string | undefined): void {
 }
 
 const BEARER = /\b(Bearer)\s+[A-Za-z0-9._~+/=-]+/gi;
-const KEY_LIKE = /\bbyk_[A-Za-z0-9_]+/g;
+// A key's public prefix (byk_live_) alone is no secret and names the key kind in hints.
+const KEY_LIKE = /\bbyk_(?:[a-z]+_)?[A-Za-z0-9_-]{12,}/g;
 
 /** Removes anything that looks like a credential from free text (messages, stacks, server replies). */
 export function scrubSecrets(text: string): string {
