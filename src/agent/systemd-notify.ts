@@ -23,30 +23,36 @@ export class SystemdNotifier {
     return this.enabled;
   }
 
-  send(fields: Record<string, string>): void {
-    if (!this.enabled) return;
+  /** Resolves when the notification has been handed over (or could not be); never rejects. */
+  send(fields: Record<string, string>): Promise<void> {
+    if (!this.enabled) return Promise.resolve();
     const args = Object.entries(fields).map(([key, value]) => `${key}=${value.replace(/[\r\n]+/g, ' ')}`);
-    const child = spawn(this.command, args, { stdio: 'ignore', env: this.env });
-    child.on('error', (err) => {
-      if (this.warned) return;
-      this.warned = true;
-      this.logger.warn({ err }, `cannot run ${this.command}; systemd will not see readiness or watchdog pings`);
+    return new Promise((resolve) => {
+      const child = spawn(this.command, args, { stdio: 'ignore', env: this.env });
+      child.on('error', (err) => {
+        if (!this.warned) {
+          this.warned = true;
+          this.logger.warn({ err }, `cannot run ${this.command}; systemd will not see readiness or watchdog pings`);
+        }
+        resolve();
+      });
+      child.on('exit', () => resolve());
+      child.unref();
     });
-    child.unref();
   }
 
-  ready(status: string): void {
-    this.send({ READY: '1', STATUS: status });
+  ready(status: string): Promise<void> {
+    return this.send({ READY: '1', STATUS: status });
   }
 
-  status(status: string): void {
+  status(status: string): Promise<void> {
     // READY=1 again is harmless and covers a first notification lost to systemd-notify's exit race.
-    this.send({ READY: '1', STATUS: status });
+    return this.send({ READY: '1', STATUS: status });
   }
 
-  stopping(): void {
+  stopping(): Promise<void> {
     this.stopWatchdog();
-    this.send({ STOPPING: '1', STATUS: 'stopping' });
+    return this.send({ STOPPING: '1', STATUS: 'stopping' });
   }
 
   /**
@@ -61,7 +67,7 @@ export class SystemdNotifier {
     if (pid !== undefined && pid !== '' && Number(pid) !== process.pid) return;
     const periodMs = Math.max(1_000, Math.floor(usec / 1000 / 2));
     this.watchdogTimer = setInterval(() => {
-      if (alive()) this.send({ WATCHDOG: '1' });
+      if (alive()) void this.send({ WATCHDOG: '1' });
     }, periodMs);
     this.watchdogTimer.unref();
   }

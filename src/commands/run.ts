@@ -104,7 +104,7 @@ export async function runRun(options: RunOptions, ctx: CommandContext, deps: Run
     ...(deps.random ? { random: deps.random } : {}),
     ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
     ...deps.plugins,
-    onStatus: (doc) => notifier.status(systemdStatusLine(doc)),
+    onStatus: (doc) => void notifier.status(systemdStatusLine(doc)),
   });
 
   if (options.once === true) {
@@ -121,7 +121,7 @@ export async function runRun(options: RunOptions, ctx: CommandContext, deps: Run
     `byteor-agent ${AGENT_VERSION} starting as ${identity.agentId}`,
   );
   runtime.start();
-  notifier.ready('running');
+  void notifier.ready('running');
   let stopping = false;
   notifier.startWatchdog(() => !stopping);
   deps.onStarted?.(runtime);
@@ -132,7 +132,7 @@ export async function runRun(options: RunOptions, ctx: CommandContext, deps: Run
   });
   stopping = true;
   logger.info({ signal: String(ctx.signal.reason ?? 'abort') }, 'shutting down');
-  notifier.stopping();
+  await notifier.stopping();
   await withDeadline(runtime.stop(), SHUTDOWN_DEADLINE_MS, logger);
   logger.info('stopped');
   return ExitCode.ok;
