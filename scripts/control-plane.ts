@@ -10,15 +10,14 @@
  * then human-readable lines to stderr. Arrange and inspect it through the admin API
  * (`<baseUrl>/_admin/…`, see test/control-plane/admin.ts). Exits 0 on SIGTERM/SIGINT.
  */
-import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bundleFromDirectory } from '../test/control-plane/bundles.js';
 import { ControlPlane } from '../test/control-plane/control-plane.js';
 import { Downloads } from '../test/control-plane/downloads.js';
 import { startControlPlaneServer, type ControlPlaneServer } from '../test/control-plane/http-server.js';
 import type { Posture } from '../test/control-plane/types.js';
+import { isMain } from './lib/is-main.js';
 
 export interface ControlPlaneCliInfo {
   baseUrl: string;
@@ -94,17 +93,7 @@ export async function startControlPlaneCli(argv: string[], io: { stdout: Output;
   return { server, info, close: () => server.close() };
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(resolve(entry)) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   startControlPlaneCli(process.argv.slice(2)).then(
     (cli) => {
       const stop = (signal: string): void => {

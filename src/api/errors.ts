@@ -102,7 +102,3 @@ export class PermanentError extends ApiError {
     super(facts, detail, ExitCode.failure);
   }
 }
-
-export function isRetryable(err: unknown): boolean {
-  return err instanceof ApiError && err.retryable;
-}

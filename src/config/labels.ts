@@ -20,9 +20,3 @@ export function parseLabels(raw: string): { labels: Labels } | { problem: string
   }
   return { labels };
 }
-
-export function formatLabels(labels: Labels): string {
-  return Object.entries(labels)
-    .map(([key, value]) => `${key}=${value}`)
-    .join(',');
-}
